@@ -1,0 +1,1 @@
+"""One module per dataset recipe; each registers itself with ``@recipe(name)``."""

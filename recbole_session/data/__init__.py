@@ -1,0 +1,2 @@
+"""Data: model-specific dataset classes (``dataset``) and the preparation of atomic files
+(``prepare``)."""

@@ -1,0 +1,1 @@
+"""Model families; one model per file, named after the class in lower case."""

@@ -1,0 +1,4 @@
+"""Model-specific trainers, found by :func:`recbole_session.utils.get_trainer` as
+``<Model>Trainer``; every model without one uses RecBole's own trainer."""
+
+__all__: list[str] = []

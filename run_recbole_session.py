@@ -1,0 +1,11 @@
+"""Train and test a model: ``python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k``.
+
+Any other ``--key=value`` overrides a RecBole config key, e.g. ``--epochs=1``.
+"""
+
+import sys
+
+from recbole_session.quick_start import main
+
+if __name__ == "__main__":
+    sys.exit(main())

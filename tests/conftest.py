@@ -1,0 +1,42 @@
+"""Shared fixtures: the session-aware ml-100k atomic files (built once, offline, from the
+recbole wheel) and a small, fast RecBole configuration for end-to-end runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import recbole_session  # noqa: F401  (shims and registration before any RecBole use)
+from recbole_session.convert import convert
+
+
+@pytest.fixture(scope="session")
+def atomic_root(tmp_path_factory) -> Path:
+    """A data_path holding ``ml-100k/ml-100k.inter`` (session-aware)."""
+    root = tmp_path_factory.mktemp("atomic_files")
+    convert("ml-100k", out=root)
+    return root
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run in a temporary folder: RecBole writes ./log and ./log_tensorboard there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def fast_config(atomic_root, workdir) -> dict:
+    """One quick epoch on ml-100k with small sizes; models add their own small sizes."""
+    return {
+        "data_path": str(atomic_root),
+        "checkpoint_dir": str(workdir / "saved"),
+        "epochs": 1,
+        "train_batch_size": 256,
+        "eval_batch_size": 512,
+        "show_progress": False,
+        "state": "WARNING",
+        "MAX_ITEM_LIST_LENGTH": 20,
+        "use_gpu": False,
+    }
