@@ -349,3 +349,16 @@ def test_prefix_regime_trains_and_checkpoint_reloads(fast_config):
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     again = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     assert again["ndcg@10"] == pytest.approx(result["test_result"]["ndcg@10"], abs=1e-4)
+
+
+def test_model_code_never_leaves_the_device():
+    """RecBole's GPU path: nothing in the model file moves tensors to the host."""
+    import inspect
+
+    from recbole_session.model.sequential_recommender import sessionbert4rec
+
+    source = inspect.getsource(sessionbert4rec.SessionBERT4Rec)
+    source += inspect.getsource(sessionbert4rec.TemporalMultiHeadAttention)
+    source += inspect.getsource(sessionbert4rec.TemporalEncoding.forward)
+    for call in (".cpu()", ".numpy()", ".tolist()", ".item()", "np."):
+        assert call not in source, call

@@ -1,0 +1,123 @@
+"""Training speed of SessionBERT4Rec against RecBole's BERT4Rec, measured in the same run.
+
+Per-epoch wall time of RecBole's own ``Trainer._train_epoch`` (data loading, RecBole's batch
+transform for BERT4Rec, forward, backward, optimiser step) on the same dataset, the same
+sizes (``properties/model/SessionBERT4Rec.yaml``, which are RecBole's BERT4Rec defaults) and
+the same training rows (RecBole's prefix regime for both). The three models are timed in
+alternation, rotating the order every repetition, and the medians are compared:
+
+- ``ratio``     = SessionBERT4Rec with every switch on / BERT4Rec (goal <= 1.10)
+- ``ratio_off`` = SessionBERT4Rec with every switch off / BERT4Rec (goal <= 1.02)
+
+(wall time; ``ratio_cpu`` / ``ratio_off_cpu`` are the same from process CPU time, which is
+less disturbed by other processes on shared cores.)
+
+The last line printed is one JSON object with both ratios and the medians.
+
+    python benchmarks/train_speed.py                  # ml-100k, 3 repetitions
+    python benchmarks/train_speed.py --quick          # 1 repetition, max length 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recbole.data import data_preparation  # noqa: E402
+from recbole.utils import init_seed  # noqa: E402
+
+import recbole_session  # noqa: E402,F401  (shims and registration)
+from recbole_session.quick_start import ensure_atomic_files, make_config  # noqa: E402
+from recbole_session.utils import create_dataset, get_model, get_trainer  # noqa: E402
+
+VARIANTS = {
+    "BERT4Rec": ("BERT4Rec", {}),
+    "SessionBERT4Rec(all)": ("SessionBERT4Rec", {}),  # the yaml's switches: ST, m 3, dT 16
+    "SessionBERT4Rec(off)": ("SessionBERT4Rec", {"session_token": False, "max_session_segments": 0, "temporal_dim": 0}),
+}
+
+
+def build(model: str, dataset: str, overrides: dict) -> tuple:
+    config = make_config(model, dataset, config_dict=overrides)
+    ensure_atomic_files(config)
+    init_seed(config["seed"], config["reproducibility"])
+    train, _, _ = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"], config["reproducibility"])
+    net = get_model(model)(config, train._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
+    return trainer, train
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--data-path", default=None, help="data_path (default: the config's)")
+    parser.add_argument("--reps", type=int, default=3, help="timed epochs per model")
+    parser.add_argument("--max-len", type=int, default=None, help="MAX_ITEM_LIST_LENGTH (default: dataset yaml)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the cores are shared)")
+    parser.add_argument("--gpu", action="store_true", help="use the GPU if there is one")
+    parser.add_argument("--quick", action="store_true", help="1 repetition, max length 20")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.reps, args.max_len = 1, args.max_len or 20
+    torch.set_num_threads(args.threads)
+
+    common = {"state": "WARNING", "show_progress": False, "use_gpu": args.gpu, "train_regime": "prefix"}
+    if args.data_path:
+        common["data_path"] = args.data_path
+    if args.max_len:
+        common["MAX_ITEM_LIST_LENGTH"] = args.max_len
+    runs = {name: build(model, args.dataset, {**common, **extra}) for name, (model, extra) in VARIANTS.items()}
+    names = list(runs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(args.reps + 1):  # repetition 0 warms up and is not counted
+        order = names[rep % len(names):] + names[: rep % len(names)]
+        for name in order:
+            trainer, train = runs[name]
+            if torch.cuda.is_available() and args.gpu:
+                torch.cuda.synchronize()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            trainer._train_epoch(train, rep, show_progress=False)
+            if torch.cuda.is_available() and args.gpu:
+                torch.cuda.synchronize()
+            if rep:
+                times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+        print(f"rep {rep}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names) if rep else "warm-up done",
+              flush=True)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
+    trainer, train = runs["SessionBERT4Rec(all)"]
+    result = {
+        "ratio": round(median["SessionBERT4Rec(all)"] / median["BERT4Rec"], 3),
+        "ratio_off": round(median["SessionBERT4Rec(off)"] / median["BERT4Rec"], 3),
+        "epoch_s": {name: round(value, 3) for name, value in median.items()},
+        # process CPU time: with one thread on shared cores, less noisy than wall time
+        "ratio_cpu": round(median_cpu["SessionBERT4Rec(all)"] / median_cpu["BERT4Rec"], 3),
+        "ratio_off_cpu": round(median_cpu["SessionBERT4Rec(off)"] / median_cpu["BERT4Rec"], 3),
+        "epoch_cpu_s": {name: round(value, 3) for name, value in median_cpu.items()},
+        "dataset": args.dataset,
+        "train_rows": len(train.dataset),
+        "max_len": trainer.config["MAX_ITEM_LIST_LENGTH"],
+        "hidden_size": trainer.config["hidden_size"],
+        "n_layers": trainer.config["n_layers"],
+        "regime": "prefix",
+        "reps": args.reps,
+        "threads": args.threads,
+        "device": str(trainer.config["device"]),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
