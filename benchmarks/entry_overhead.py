@@ -30,7 +30,9 @@ SHARED = (
     "--metrics=\"['Recall','MRR','NDCG','Hit']\" --topk=\"[10,20]\" --valid_metric=NDCG@10"
 )
 
-RECBOLE = "from recbole.quick_start import run_recbole; run_recbole(model=sys.argv[1], dataset=sys.argv[2])"
+# saved=False: unpatched RecBole 1.2.1 cannot load its own best checkpoint on torch >= 2.6
+# ("Unsupported operand 149"), so it runs without saving; ours saves and reloads (more work)
+RECBOLE = "from recbole.quick_start import run_recbole; run_recbole(model=sys.argv[1], dataset=sys.argv[2], saved=False)"
 
 
 def timed(cmd: str, cwd: Path) -> float:

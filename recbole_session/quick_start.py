@@ -102,7 +102,6 @@ def run_recbole_session(
     ``test_result``, ``n_params`` (trainable parameters) and ``model_file``.
     """
     config = make_config(model, dataset, config_file_list, config_dict)
-    ensure_atomic_files(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

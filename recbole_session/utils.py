@@ -86,10 +86,14 @@ def get_dataset_class(model_name: str, model_type: ModelType) -> type:
 
 
 def create_dataset(config):
-    """RecBole's ``create_dataset`` (with its saved-dataset cache) over our registered classes."""
+    """RecBole's ``create_dataset`` (with its saved-dataset cache) over our registered classes;
+    a dataset that a converter recipe can build offline (ml-100k) is built first if missing."""
     from recbole.data import create_dataset as recbole_create_dataset
 
+    from recbole_session.quick_start import ensure_atomic_files
+
     register_with_recbole()
+    ensure_atomic_files(config)
     return recbole_create_dataset(config)
 
 
