@@ -186,7 +186,7 @@ def run(
          "gpu_id": config_dict.get("gpu_id", ",".join(str(i) for i in range(nproc)))}
     )
     # build the data once before the workers start, so that they do not convert it concurrently
-    ensure_atomic_files(make_config(model, dataset, config_file_list, config_dict | {"local_rank": None}))
+    ensure_atomic_files(make_config(model, dataset, config_file_list, config_dict))
     queue = mp.get_context("spawn").SimpleQueue()
     mp.spawn(_distributed_worker, args=(model, dataset, config_file_list, config_dict, queue), nprocs=nproc, join=True)
     return None if queue.empty() else queue.get()
