@@ -26,6 +26,16 @@ import numpy as np
 
 HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token\n"
 PARTS = ("train", "valid", "test")
+# the RecBole keys of the file contract (properties/dataset/diginetica-synth.yaml holds them too);
+# pass them in config_dict for a session-based dataset that has no yaml of its own
+CONTRACT_KEYS = {
+    "USER_ID_FIELD": "session_id",
+    "ITEM_ID_FIELD": "item_id",
+    "load_col": {"inter": ["session_id", "item_id_list", "item_id"]},
+    "benchmark_filename": list(PARTS),
+    "alias_of_item_id": ["item_id_list"],
+    "MAX_ITEM_LIST_LENGTH": 10,
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,14 @@ class SessionShape:
     test_fraction: float = 0.1
     max_prefix_length: int = 10
     seed: int = 2020
+
+
+def contract_keys_for(name: str) -> dict:
+    """The contract keys for a dataset without ``properties/dataset/<name>.yaml``; nothing for a
+    dataset that has one (its yaml is loaded by our Config)."""
+    from recbole_session.config import properties_dir
+
+    return {} if (properties_dir() / "dataset" / f"{name}.yaml").is_file() else dict(CONTRACT_KEYS)
 
 
 def generate_sessions(shape: SessionShape) -> list[list[int]]:

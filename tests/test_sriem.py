@@ -13,7 +13,13 @@ import pytest
 import torch
 from recbole.data import data_preparation
 from recbole.quick_start import load_data_and_model
-from session_data import SessionShape, write_session_benchmark
+from session_data import (
+    CONTRACT_KEYS,
+    HEADER,
+    SessionShape,
+    contract_keys_for,
+    write_session_benchmark,
+)
 
 from recbole_session.config import properties_dir
 from recbole_session.model.sequential_recommender.sriem import SRIEM
@@ -243,3 +249,27 @@ def test_end_to_end_full_ranking(session_root, run_config, form):
         assert isinstance(model, SRIEM) and config["importance"] == form
         saved = torch.load(result["model_file"], map_location="cpu")["state_dict"]
         assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_generator_writes_the_file_contract(session_root):
+    import yaml
+
+    keys = yaml.safe_load((properties_dir() / "dataset" / f"{DATASET}.yaml").read_text())
+    assert {k: keys[k] for k in CONTRACT_KEYS} == CONTRACT_KEYS
+    train_items = set()
+    for part in ("train", "valid", "test"):
+        lines = (session_root / DATASET / f"{DATASET}.{part}.inter").read_text().splitlines()
+        assert lines[0] == HEADER.rstrip("\n")
+        rows = [line.split("\t") for line in lines[1:]]
+        assert rows and all(len(row) == 3 for row in rows)
+        prefixes = [row[1].split(" ") for row in rows]
+        assert max(map(len, prefixes)) == TINY.max_prefix_length and min(map(len, prefixes)) == 1
+        items = {row[2] for row in rows} | {i for p in prefixes for i in p}
+        if part == "train":
+            train_items = items
+        else:  # SR-GNN protocol: no item unseen in training
+            assert items <= train_items
+    # a session-based dataset without a yaml of its own loads with the contract keys alone
+    assert (
+        contract_keys_for(DATASET) == {} and contract_keys_for("no-such-sessions") == CONTRACT_KEYS
+    )

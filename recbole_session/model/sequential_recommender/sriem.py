@@ -38,9 +38,13 @@ class SRIEM(SequentialRecommender):
     - ``authors``, the authors' published code: linear :math:`Q = E W_q`, :math:`K = E W_k`
       (their code uses l = d: set ``attention_size`` to ``embedding_size`` to match it),
       :math:`C = \sigma(Q K^T / \sqrt{d})` (sigmoid after the scaling), the diagonal masked,
-      :math:`\alpha_i = \frac{1}{t-1} \sum_{j \ne i} C_{ij}` (1 for t = 1), softmax over the
+      :math:`\alpha_i = \frac{1}{t-1} \sum_{j \ne i} C_{ij}` (divisor 1 when t = 1), softmax over the
       real items. (Their code also adds a bias to :math:`W_0`; both forms here follow Eq. 7,
       which has none.)
+
+    Training uses the categorical cross-entropy of the softmax over all items (``loss_type:
+    CE``), as the authors' code does; Eq. (10) writes a binary cross-entropy over the softmax
+    outputs, whose extra terms the code leaves out.
 
     Padding (item id 0) never gets weight, whether the sequence is right-padded (as RecBole's
     datasets give it) or left-padded: real items are found from the ids, and the current
