@@ -237,3 +237,42 @@ def test_bad_input_is_named(tiny_root, tiny):
         "split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni100"})
     with pytest.raises(TypeError, match="full-sort eval dataloader"):
         evaluate_protocols(model, sampled_test, sampled_config)
+
+
+def test_session_benchmark_files(tmp_path):
+    """Session-based benchmark files (one row per prefix): a session's history is every item
+    of its rows, counts are its interactions, and the protocols run on them."""
+    sessions = {"s1": [1, 2, 3, 4], "s2": [2, 5, 6], "s3": [7, 8, 2, 9], "s4": [10, 11, 12], "s5": [3, 13, 14]}
+    parts = {"train": ["s1", "s2"], "valid": ["s3"], "test": ["s4", "s5"]}
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    for part, names in parts.items():
+        lines = ["session_id:token\titem_id_list:token_seq\titem_id:token"]
+        for name in names:
+            items = sessions[name]
+            lines += [f"{name}\t{' '.join(map(str, items[:i]))}\t{items[i]}" for i in range(1, len(items))]
+        (folder / f"bench.{part}.inter").write_text("\n".join(lines) + "\n")
+    # items 15..40 only appear in a filler session of the training file, so popularity has ties
+    with open(folder / "bench.train.inter", "a") as handle:
+        filler = list(range(15, 41))
+        handle.writelines(f"s9\t{' '.join(map(str, filler[max(0, i - 10):i]))}\t{filler[i]}\n"
+                          for i in range(1, len(filler)))
+    config = make_config("SASRec", "bench", None, {
+        "data_path": str(tmp_path), "USER_ID_FIELD": "session_id", "load_col": {"inter": ["session_id", "item_id_list", "item_id"]},
+        "benchmark_filename": ["train", "valid", "test"], "alias_of_item_id": ["item_id_list"],
+        "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1,
+        "use_gpu": False, "state": "ERROR", "eval_args": {"order": "TO", "mode": "full"}})
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    history = dataset_history(dataset)
+    for name, items in sessions.items():
+        got = history.user_items[dataset.token2id("session_id", name)]
+        assert sorted(int(t) for t in tokens(dataset, "item_id", got)) == sorted(items)
+    assert history.counts[dataset.token2id("item_id", "2")] == 3
+    assert history.counts[dataset.token2id("item_id", "40")] == 1
+    model = get_model("SASRec")(config, train._dataset)
+    result = evaluate_protocols_detailed(model, test, config, ["random10", "popular10", "full"], dataset=dataset)
+    assert result.users == ["s4", "s4", "s5", "s5"]  # one value per prefix row
+    s5 = history.popular_negatives(10)[dataset.token2id("session_id", "s5")]
+    # most popular first (2: 3 times; 1, 4..12 ...: once each), never an item of s5
+    assert [int(t) for t in tokens(dataset, "item_id", s5)] == [2, 1, 4, 5, 6, 7, 8, 9, 10, 11]

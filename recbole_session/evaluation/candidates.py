@@ -72,7 +72,7 @@ def _token_order_key(token: str) -> tuple:
     return (0, int(token), "") if token.isdigit() else (1, 0, token)
 
 
-def _as_numpy(column: Any) -> np.ndarray:
+def as_numpy(column: Any) -> np.ndarray:
     if isinstance(column, torch.Tensor):
         return column.numpy()
     return np.asarray(column)
@@ -135,54 +135,60 @@ class DatasetHistory:
                 "use a smaller N or filter such users out"
             )
 
-    def random_negatives(self, n: int, seed: int) -> np.ndarray:
+    def _users(self, users: np.ndarray | None) -> np.ndarray:
+        if users is None:
+            return np.array([u for u in range(1, self.n_users) if len(self.user_items[u])], dtype=np.int64)
+        return np.unique(np.asarray(users, dtype=np.int64))
+
+    def _table(self, key: tuple, n: int, users: np.ndarray | None, draw) -> np.ndarray:
+        """``(n_users, n)`` table of negatives, filled on demand for ``users`` (default: every
+        user with a history); rows of users not asked for stay 0."""
+        store = self._cache.setdefault(key, {"table": np.zeros((self.n_users, n), dtype=np.int64),
+                                             "done": np.zeros(self.n_users, dtype=bool)})
+        users = self._users(users)
+        for uid in users[~store["done"][users]]:
+            if len(self.user_items[uid]) == 0:
+                raise ValueError(f"user '{self.user_tokens[uid]}' has no interaction in the dataset")
+            self._available(uid, n, f"{key[0]}{n}")
+            store["table"][uid] = draw(uid)
+            store["done"][uid] = True
+        return store["table"]
+
+    def random_negatives(self, n: int, seed: int, users: np.ndarray | None = None) -> np.ndarray:
         """``(n_users, n)`` internal item ids: per user, ``n`` items drawn uniformly without
         replacement from the items the user never touched. Each user's draw is seeded by
         ``(seed, crc32(user token))``, so it does not depend on the other users, on the id
-        mapping or on any global RNG. Users without history (padding) get a row of 0."""
-        key = ("random", n, int(seed))
-        if key not in self._cache:
-            universe = self.item_universe()
-            out = np.zeros((self.n_users, n), dtype=np.int64)
-            allowed = np.ones(self.n_items, dtype=bool)
-            for uid in range(1, self.n_users):
-                items = self.user_items[uid]
-                if len(items) == 0:
-                    continue
-                self._available(uid, n, f"random{n}")
-                allowed[items] = False
-                pool = universe[allowed[universe]]
-                allowed[items] = True
-                token = str(self.user_tokens[uid]).encode()
-                rng = np.random.default_rng([int(seed), zlib.crc32(token)])
-                out[uid] = rng.choice(pool, size=n, replace=False)
-            self._cache[key] = out
-        return self._cache[key]
+        mapping or on any global RNG."""
+        universe = self.item_universe()
+        allowed = np.ones(self.n_items, dtype=bool)
 
-    def popular_negatives(self, n: int) -> np.ndarray:
+        def draw(uid: int) -> np.ndarray:
+            items = self.user_items[uid]
+            allowed[items] = False
+            pool = universe[allowed[universe]]
+            allowed[items] = True
+            rng = np.random.default_rng([int(seed), zlib.crc32(str(self.user_tokens[uid]).encode())])
+            return rng.choice(pool, size=n, replace=False)
+
+        return self._table(("random", n, int(seed)), n, users, draw)
+
+    def popular_negatives(self, n: int, users: np.ndarray | None = None) -> np.ndarray:
         """``(n_users, n)`` internal item ids: per user, the ``n`` most popular items the
         user never touched, most popular first."""
-        key = ("popular", n)
-        if key not in self._cache:
-            order = self.popularity_order()
-            out = np.zeros((self.n_users, n), dtype=np.int64)
-            for uid in range(1, self.n_users):
-                items = self.user_items[uid]
-                if len(items) == 0:
-                    continue
-                self._available(uid, n, f"popular{n}")
-                head = order[: n + len(items)]
-                out[uid] = head[~np.isin(head, items)][:n]
-            self._cache[key] = out
-        return self._cache[key]
+        order = self.popularity_order()
 
-    def fingerprint(self, negatives: np.ndarray) -> str:
+        def draw(uid: int) -> np.ndarray:
+            items = self.user_items[uid]
+            head = order[: n + len(items)]
+            return head[~np.isin(head, items)][:n]
+
+        return self._table(("popular", n), n, users, draw)
+
+    def fingerprint(self, negatives: np.ndarray, users: np.ndarray | None = None) -> str:
         """A hash of per-user candidates in token space (user token + item tokens' ranks)."""
         digest = hashlib.sha1()
         rank = self.token_rank()
-        for uid in range(1, self.n_users):
-            if len(self.user_items[uid]) == 0:
-                continue
+        for uid in self._users(users):
             digest.update(str(self.user_tokens[uid]).encode() + b"\0")
             digest.update(rank[negatives[uid]].tobytes())
         return digest.hexdigest()[:16]
@@ -200,16 +206,16 @@ def history_from_dataset(dataset: Any) -> DatasetHistory:
     uid_field, iid_field = dataset.uid_field, dataset.iid_field
     feat = dataset.inter_feat
     columns = set(feat.columns)
-    users = _as_numpy(feat[uid_field]).astype(np.int64)
-    items = _as_numpy(feat[iid_field]).astype(np.int64)
+    users = as_numpy(feat[uid_field]).astype(np.int64)
+    items = as_numpy(feat[iid_field]).astype(np.int64)
     count_users, count_items = [users], [items]
     hist_users, hist_items = [users], [items]
 
     list_field = getattr(dataset, "item_id_list_field", None)
     length_field = getattr(dataset, "item_list_length_field", None)
     if list_field in columns and length_field in columns:
-        lists = _as_numpy(feat[list_field]).astype(np.int64)
-        lengths = _as_numpy(feat[length_field]).astype(np.int64).reshape(-1)
+        lists = as_numpy(feat[list_field]).astype(np.int64)
+        lengths = as_numpy(feat[length_field]).astype(np.int64).reshape(-1)
         first = lengths == 1
         count_users.append(users[first])
         count_items.append(lists[first, 0])
@@ -259,4 +265,4 @@ class RecBoleNegatives:
             self.state = np.random.get_state()
             np.random.set_state(saved)
         # RecBole lays them out as draw-major: [u0, u1, ..., u0, u1, ...]
-        return _as_numpy(flat).reshape(self.n, len(user_ids)).T.astype(np.int64)
+        return as_numpy(flat).reshape(self.n, len(user_ids)).T.astype(np.int64)

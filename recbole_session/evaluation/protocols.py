@@ -29,6 +29,7 @@ from recbole_session.evaluation.candidates import (
     DatasetHistory,
     Protocol,
     RecBoleNegatives,
+    as_numpy,
     history_from_dataset,
     parse_protocols,
 )
@@ -193,20 +194,21 @@ def evaluate_protocols_detailed(
     n_items = split.item_num
     batch_size = int(config["eval_batch_size"])
 
+    eval_users = np.unique(as_numpy(split.inter_feat[uid_field]))
     per_user_negatives: dict[str, np.ndarray] = {}
     samplers: dict[str, RecBoleNegatives] = {}
     fingerprints: dict[str, str] = {}
     digests: dict[str, Any] = {}
     for p in plan:
         if p.kind == "random":
-            per_user_negatives[p.name] = history.random_negatives(p.n, seed)
+            per_user_negatives[p.name] = history.random_negatives(p.n, seed, eval_users)
         elif p.kind == "popular":
-            per_user_negatives[p.name] = history.popular_negatives(p.n)
+            per_user_negatives[p.name] = history.popular_negatives(p.n, eval_users)
         elif p.kind in ("uni", "pop"):
             samplers[p.name] = RecBoleNegatives(dataset, p.kind, p.n, seed)
             digests[p.name] = hashlib.sha1()
         if p.name in per_user_negatives:
-            fingerprints[p.name] = history.fingerprint(per_user_negatives[p.name])
+            fingerprints[p.name] = history.fingerprint(per_user_negatives[p.name], eval_users)
         elif p.kind == "full":
             fingerprints[p.name] = hashlib.sha1(history.token_rank().tobytes()).hexdigest()[:16]
 
