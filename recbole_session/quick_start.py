@@ -117,7 +117,11 @@ def _evaluate_protocols(config: Config, model, dataset_obj, valid_data, test_dat
         return {}
     details = {}
     for split, data in (("valid", valid_data), ("test", test_data)):
-        details[split] = evaluate_protocols_detailed(model, data, config, dataset=dataset_obj)
+        try:
+            details[split] = evaluate_protocols_detailed(model, data, config, dataset=dataset_obj)
+        except ValueError as err:  # e.g. a toy dataset with too few items for popular100
+            getLogger().warning(f"eval_protocols skipped: {err}")
+            return {}
         getLogger().info(set_color(f"{split} protocols", "yellow") + f": {details[split].metrics}")
     return details
 
