@@ -229,6 +229,7 @@ def test_recbole_sampled_modes_are_seeded(tiny):
 def test_bad_input_is_named(tiny_root, tiny):
     config, dataset, train, _, test = tiny
     model = get_model("SASRec")(config, train._dataset)
+    assert [p.name for p in parse_protocols("[random100, full]")] == ["random100", "full"]  # CLI form
     with pytest.raises(ValueError, match="unknown evaluation protocol 'top5'"):
         parse_protocols("random100,top5")
     with pytest.raises(ValueError, match="popular141: user 'A' touched 60 of 200 items, so only 140"):

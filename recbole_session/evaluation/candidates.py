@@ -55,8 +55,8 @@ def parse_protocol(name: str) -> Protocol:
 
 def parse_protocols(names: Any) -> list[Protocol]:
     """A list, or a comma-separated string, of protocol names; duplicates removed."""
-    if isinstance(names, str):
-        names = [part for part in names.split(",") if part.strip()]
+    if isinstance(names, str):  # "random100,full" or, from a command line, "[random100, full]"
+        names = [part.strip(" '\"") for part in names.strip().strip("[]").split(",") if part.strip(" '\"")]
     protocols: list[Protocol] = []
     for name in names or []:
         protocol = parse_protocol(name)

@@ -237,6 +237,7 @@ def evaluate_protocols_detailed(
                         if p.name in per_user_negatives:
                             negatives = per_user_negatives[p.name][uids]
                         else:
+                            # RecBole samples per positive; a sequential row has exactly one
                             targets = positive_i.new_zeros(n_rows)
                             targets[positive_u] = positive_i
                             negatives = samplers[p.name].sample(uids, targets.cpu().numpy())
