@@ -229,9 +229,11 @@ def run_seeds(
     )
 
     seeds = parse_seeds(seeds)
-    runs = [run_recbole_session(model, dataset, config_file_list, {**(config_dict or {}), "seed": seed}, saved)
-            for seed in seeds]
     config = make_config(model, dataset, config_file_list, config_dict)
+    # checkpoints are named <model>-<time to the second>: one folder per seed keeps them apart
+    runs = [run_recbole_session(model, dataset, config_file_list, {
+        **(config_dict or {}), "seed": seed, "checkpoint_dir": str(Path(config["checkpoint_dir"]) / f"seed{seed}")
+    }, saved) for seed in seeds]
     summary = aggregate_runs(runs)
     stem = Path("log") / config["model"] / (
         f"{config['model']}-{config['dataset']}-seeds{'_'.join(map(str, seeds))}-{get_local_time()}"
