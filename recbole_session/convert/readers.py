@@ -328,5 +328,6 @@ def parse_dates(path: Path, values: pd.Series, field: str, fmt: str = "%Y-%m-%d"
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         line = int(lines[row]) if lines is not None else row + 1
-        raise input_error(path, f"not a {fmt} date: {values.iloc[row]!r}", line=line, field=field)
+        shown = fmt.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+        raise input_error(path, f"not a {shown} date: {values.iloc[row]!r}", line=line, field=field)
     return parsed.to_numpy().astype("datetime64[s]").astype(np.int64)
