@@ -232,22 +232,29 @@ def read_table(
             arrow_names.extend(f"__gap{i}_{k}" for k in range(step - 1))
     wanted = {_find(fields, col): col for col in columns}
     types = {fields[i]: ARROW_TYPES[col.kind] for i, col in wanted.items()}
-    try:
-        table = pacsv.read_csv(
-            pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None),
-            read_options=pacsv.ReadOptions(column_names=arrow_names, skip_rows=1 if header else 0),
-            parse_options=pacsv.ParseOptions(delimiter=sep[0]),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=[fields[i] for i in sorted(wanted)],
-                column_types=types,
-                null_values=["", "NaN", "nan", "NA", "null", "NULL", "None"],
-                strings_can_be_null=True,
-                timestamp_parsers=[pacsv.ISO8601],
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowKeyError, pa.ArrowNotImplementedError, OSError, EOFError) as err:
+    # whole-second times parse faster as integers: try that first, floats if it fails
+    int_times = {fields[i]: pa.int64() for i, col in wanted.items() if col.kind == "time"}
+    table = None
+    for attempt in ([{**types, **int_times}, types] if int_times else [types]):
+        try:
+            table = pacsv.read_csv(
+                pa.input_stream(str(path), compression="gzip") if is_gzip(path) else str(path),
+                read_options=pacsv.ReadOptions(column_names=arrow_names, skip_rows=1 if header else 0),
+                parse_options=pacsv.ParseOptions(delimiter=sep[0]),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=[fields[i] for i in sorted(wanted)],
+                    column_types=attempt,
+                    null_values=["", "NaN", "nan", "NA", "null", "NULL", "None"],
+                    strings_can_be_null=True,
+                    timestamp_parsers=[pacsv.ISO8601],
+                ),
+            )
+            break
+        except (pa.ArrowInvalid, pa.ArrowKeyError, pa.ArrowNotImplementedError, OSError, EOFError) as err:
+            error = err
+    if table is None:
         raise (diagnose(path, sep, fields, columns, bool(header))
-               or input_error(path, f"cannot be read: {str(err).splitlines()[0]}")) from None
+               or input_error(path, f"cannot be read: {str(error).splitlines()[0]}")) from None
     if table.num_rows == 0:
         raise input_error(path, "no data rows", line=2 if header else 1)
     frame = {}
@@ -263,7 +270,7 @@ def read_table(
             raise (diagnose(path, sep, fields, columns, bool(header))
                    or input_error(path, "bad value", field=fields[i]))
         frame[col.out] = values
-    return pd.DataFrame(frame)
+    return pd.DataFrame(frame, copy=False)  # no copy into consolidated blocks
 
 
 def _to_numpy(chunked: pa.ChunkedArray, kind: str) -> np.ndarray:
@@ -274,7 +281,7 @@ def _to_numpy(chunked: pa.ChunkedArray, kind: str) -> np.ndarray:
     if kind == "str":
         return chunked.to_numpy(zero_copy_only=False).astype(object)
     values = chunked.to_numpy()
-    if kind == "time" and len(values) and np.array_equal(values, np.floor(values)):
+    if kind == "time" and values.dtype.kind == "f" and len(values) and np.array_equal(values, np.floor(values)):
         return values.astype(np.int64)
     return values
 

@@ -54,6 +54,16 @@ class SessionFilters:
         return filters
 
 
+def _codes(values: np.ndarray, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` (in sorted order of the values when ``sort``) and the values
+    of the codes. Small-range integer ids are their own codes (no hashing)."""
+    if np.issubdtype(values.dtype, np.integer) and len(values):
+        low, high = int(values.min()), int(values.max())
+        if high - low < max(4 * len(values), 1 << 20):
+            return values - low, np.arange(low, high + 1, dtype=values.dtype)
+    return pd.factorize(values, sort=sort)
+
+
 def _count_mask(codes: np.ndarray, keep: np.ndarray, minimum: int) -> np.ndarray:
     """``keep`` and the code of the row has at least ``minimum`` kept rows."""
     if minimum <= 1:
@@ -64,6 +74,11 @@ def _count_mask(codes: np.ndarray, keep: np.ndarray, minimum: int) -> np.ndarray
 
 def _stable_order(user: np.ndarray, time: np.ndarray) -> np.ndarray:
     """Row order by user then time; ties keep file order (as the reference's stable sort)."""
+    if len(time) and np.issubdtype(time.dtype, np.integer):
+        low, span = int(time.min()), int(time.max()) - int(time.min()) + 1
+        if (int(user.max()) + 1) * span < 2**62:
+            # one stable sort of a combined key instead of two (integer times only)
+            return np.argsort(user.astype(np.int64) * span + (time - low), kind="stable")
     by_time = np.argsort(time, kind="stable")
     return by_time[np.argsort(user[by_time], kind="stable")]
 
@@ -108,8 +123,8 @@ def session_aware(df: pd.DataFrame, filters: SessionFilters) -> pd.DataFrame:
     ``session`` (1-based, dense, numbered in that order) and ``dwell`` (seconds to the next row
     of the same session).
     """
-    user_codes, user_values = pd.factorize(df["user"], sort=True)
-    item_codes = pd.factorize(df["item"], sort=False)[0]
+    user_codes, user_values = _codes(df["user"].to_numpy(), sort=True)
+    item_codes = _codes(df["item"].to_numpy(), sort=False)[0]
     time = df["time"].to_numpy()
     keep = np.ones(len(df), dtype=bool)
 
@@ -139,12 +154,12 @@ def session_aware(df: pd.DataFrame, filters: SessionFilters) -> pd.DataFrame:
     time = time[order]
     session = np.cumsum(_group_starts(session))  # dense, 1-based, in output order
     return pd.DataFrame({
-        "user": user_values[user_codes[order]] if len(order) else user_values[:0],
+        "user": np.asarray(user_values)[user_codes[order]],
         "item": df["item"].to_numpy()[order],
         "time": time,
         "session": session,
         "dwell": dwell_times(session, time),
-    })
+    }, copy=False)
 
 
 def _session_filters(order: np.ndarray, session: np.ndarray, user_codes: np.ndarray,

@@ -17,17 +17,18 @@ def _quantiles(counts: np.ndarray) -> dict[str, float]:
 def session_aware_stats(rows: pd.DataFrame) -> dict:
     """Users, items, rows, density and the quartiles (plus the 95th percentile, as the reference
     prints) of items per user, sessions per user and items per session."""
-    user = pd.factorize(rows["user"])[0]
+    # rows are sorted by user and time, sessions numbered 1.. densely in that order
+    user_values = rows["user"].to_numpy()
     session = rows["session"].to_numpy()
-    users = int(user.max()) + 1 if len(user) else 0
-    items = int(rows["item"].nunique())
-    sessions = int(len(np.unique(session)))
+    new_user = np.r_[True, user_values[1:] != user_values[:-1]] if len(rows) else np.zeros(0, bool)
+    user = np.cumsum(new_user) - 1
+    users = int(new_user.sum())
+    items = int(len(pd.unique(rows["item"].to_numpy())))
+    sessions = int(session.max()) if len(session) else 0
     per_user = np.bincount(user) if len(user) else np.zeros(0)
-    sessions_per_user = (
-        np.bincount(user, weights=np.r_[True, session[1:] != session[:-1]]).astype(np.int64)
-        if len(user) else np.zeros(0)
-    )
-    per_session = np.unique(session, return_counts=True)[1]
+    new_session = np.r_[True, session[1:] != session[:-1]] if len(rows) else np.zeros(0, bool)
+    sessions_per_user = np.bincount(user, weights=new_session).astype(np.int64) if len(user) else np.zeros(0)
+    per_session = np.bincount(session)[1:] if len(session) else np.zeros(0)
     return {
         "users": users,
         "items": items,

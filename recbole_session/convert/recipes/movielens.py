@@ -20,9 +20,8 @@ ML_20M = Download("https://files.grouplens.org/datasets/movielens/ml-20m.zip",
 
 def _implicit(frame: pd.DataFrame, params: dict) -> pd.DataFrame:
     minimum = params.get("min_rating")
-    if minimum is not None:
-        frame = frame[frame["rating"].to_numpy() >= float(minimum)]
-    return frame[["user", "item", "time"]]
+    keep = frame["rating"].to_numpy() >= float(minimum) if minimum is not None else slice(None)
+    return pd.DataFrame({c: frame[c].to_numpy()[keep] for c in ("user", "item", "time")}, copy=False)
 
 
 @recipe("ml-1m", files=("ratings.dat",), download=ML_1M)
