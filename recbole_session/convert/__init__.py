@@ -98,6 +98,8 @@ def convert(
     spec = recipes[dataset]
     params = {**dataset_params(dataset), **_preset(preset),
               **{k: v for k, v in overrides.items() if v is not None}}
+    # 3600.0 from the command line and 3600 from a yaml file are the same setting
+    params = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in params.items()}
     return run_recipe(spec, raw=raw, out=Path(out), force=force, name=name, preset=preset,
                       download=download, params=params, verbose=verbose)
 

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="download the public raw dump (into --raw, or OUT/.raw/DATASET)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     for flag, key, kind, text in THRESHOLDS:
-        parser.add_argument(flag, dest=key, type=_bool if kind == "bool" else kind, help=text)
+        choices = ["drop_user", "drop_session"] if key == "short_sessions" else None
+        parser.add_argument(flag, dest=key, type=_bool if kind == "bool" else kind, choices=choices, help=text)
     return parser
 
 

@@ -213,6 +213,8 @@ def read_table(
     check_file(path)
     if path.stat().st_size == 0:
         raise input_error(path, "empty file", line=1)
+    if not sep or (len(sep) > 1 and set(sep) != {sep[0]}):
+        raise ConvertError(f"unsupported separator {sep!r}: one character, or one character repeated")
     if header == "auto":
         header = _looks_like_header(path, sep)
     if header:
@@ -221,8 +223,6 @@ def read_table(
         fields = list(names or [])
         if not fields:
             raise ValueError("names are needed for a file without header")
-    if len(sep) > 1 and set(sep) != {sep[0]}:
-        raise ValueError(f"unsupported separator {sep!r}: one character, or one character repeated")
     # "::" is read as ':' with an empty column between any two fields
     step = len(sep)
     arrow_names = []
