@@ -14,7 +14,7 @@ import gzip
 import io
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recbole_session.convert.errors import ConvertError, input_error
@@ -199,6 +200,7 @@ def read_table(
     sep: str,
     header: bool | str = True,
     names: list[str] | None = None,
+    keep: Callable[[dict[str, pa.ChunkedArray]], pa.ChunkedArray] | None = None,
 ) -> pd.DataFrame:
     """Read ``columns`` of a delimited (optionally gzipped) file into a frame.
 
@@ -207,7 +209,9 @@ def read_table(
     file to which a header was added as SR-GNN's README suggests). ``sep`` may be one character
     or one character repeated (``::``). Returns one column per ``Column.out``: ``int`` as int64,
     ``str`` as object, ``num``/``time`` as float64 (``time`` as int64 when every value is whole),
-    ``iso`` as int64 unix milliseconds, ``date`` as int64 unix seconds (midnight UTC).
+    ``iso`` as int64 unix milliseconds, ``date`` as int64 unix seconds (midnight UTC). Every
+    value is checked first; ``keep`` (arrow columns by ``out`` name -> boolean mask) then drops
+    rows before anything is converted to numpy (arrays are read-only views of arrow memory).
     """
     path = Path(path)
     check_file(path)
@@ -257,33 +261,46 @@ def read_table(
                or input_error(path, f"cannot be read: {str(error).splitlines()[0]}")) from None
     if table.num_rows == 0:
         raise input_error(path, "no data rows", line=2 if header else 1)
-    frame = {}
     for i, col in wanted.items():
-        chunked = table.column(fields[i])
-        values = _to_numpy(chunked, col.kind)
-        bad = chunked.null_count > 0
-        if col.kind in ("num", "time"):
-            bad = bad or not np.isfinite(values).all() or (col.kind == "time" and (values < 0).any())
-        if col.kind == "str" and not bad:
-            bad = bool((pd.Series(values).str.strip() == "").any())
-        if bad:
+        if not _valid(table.column(fields[i]), col.kind):
             raise (diagnose(path, sep, fields, columns, bool(header))
                    or input_error(path, "bad value", field=fields[i]))
-        frame[col.out] = values
+    if keep is not None:
+        table = table.filter(keep({col.out: table.column(fields[i]) for i, col in wanted.items()}))
+    # one chunk per column: numpy then views arrow's memory instead of copying it (far cheaper
+    # than numpy's own fresh allocations for tens of millions of rows)
+    table = table.combine_chunks()
+    frame = {col.out: _to_numpy(table.column(fields[i]), col.kind) for i, col in wanted.items()}
     return pd.DataFrame(frame, copy=False)  # no copy into consolidated blocks
 
 
+def _valid(chunked: pa.ChunkedArray, kind: str) -> bool:
+    """No null, and for numbers no NaN or infinity (times: nothing negative either); for
+    tokens, nothing blank. Vectorised in arrow."""
+    if chunked.null_count > 0:
+        return False
+    if kind in ("num", "time") and pa.types.is_floating(chunked.type):
+        if pc.any(pc.invert(pc.is_finite(chunked))).as_py():
+            return False
+    if kind == "time" and len(chunked) and pc.min(chunked).as_py() < 0:
+        return False
+    if kind == "str" and pc.any(pc.equal(pc.utf8_trim_whitespace(chunked), "")).as_py():
+        return False
+    return True
+
+
 def _to_numpy(chunked: pa.ChunkedArray, kind: str) -> np.ndarray:
+    array = chunked.chunk(0) if chunked.num_chunks == 1 else pa.concat_arrays(chunked.chunks)
     if kind == "iso":
-        return chunked.cast(pa.int64()).to_numpy()
+        return array.cast(pa.int64()).to_numpy()
     if kind == "date":
-        return chunked.cast(pa.int32()).to_numpy().astype(np.int64) * SECONDS_PER_DAY
+        return array.cast(pa.int32()).to_numpy().astype(np.int64) * SECONDS_PER_DAY
     if kind == "str":
-        return chunked.to_numpy(zero_copy_only=False).astype(object)
-    values = chunked.to_numpy()
-    if kind == "time" and values.dtype.kind == "f" and len(values) and np.array_equal(values, np.floor(values)):
-        return values.astype(np.int64)
-    return values
+        return array.to_numpy(zero_copy_only=False).astype(object)
+    if kind == "time" and pa.types.is_floating(array.type) and len(array):
+        if pc.all(pc.equal(array, pc.floor(array))).as_py():
+            return array.cast(pa.int64()).to_numpy()
+    return array.to_numpy()
 
 
 def _looks_like_header(path: Path, sep: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.compute as pc
 
 from recbole_session.convert import Download, recipe
 from recbole_session.convert.readers import Column, read_table
@@ -18,10 +19,12 @@ ML_20M = Download("https://files.grouplens.org/datasets/movielens/ml-20m.zip",
                   checksum="md5:cd245b17a1ae2cc31bb14903e1204af3", member="ml-20m/ratings.csv")
 
 
-def _implicit(frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+def _ratings(params: dict):
+    """Rows to keep: ratings of at least ``min_rating`` (all rows without one), in arrow."""
     minimum = params.get("min_rating")
-    keep = frame["rating"].to_numpy() >= float(minimum) if minimum is not None else slice(None)
-    return pd.DataFrame({c: frame[c].to_numpy()[keep] for c in ("user", "item", "time")}, copy=False)
+    if minimum is None:
+        return None
+    return lambda columns: pc.greater_equal(columns["rating"], float(minimum))
 
 
 @recipe("ml-1m", files=("ratings.dat",), download=ML_1M)
@@ -31,9 +34,9 @@ def load_ml_1m(source: Path, params: dict) -> pd.DataFrame:
         source,
         [Column(("UserID",), "int", "user"), Column(("MovieID",), "int", "item"),
          Column(("Rating",), "num", "rating"), Column(("Timestamp",), "time", "time")],
-        sep="::", header=False, names=["UserID", "MovieID", "Rating", "Timestamp"],
+        sep="::", header=False, names=["UserID", "MovieID", "Rating", "Timestamp"], keep=_ratings(params),
     )
-    return _implicit(frame, params)
+    return frame  # session_aware reads user, item and time
 
 
 @recipe("ml-20m", files=("ratings.csv",), download=ML_20M)
@@ -43,6 +46,6 @@ def load_ml_20m(source: Path, params: dict) -> pd.DataFrame:
         source,
         [Column(("userId",), "int", "user"), Column(("movieId",), "int", "item"),
          Column(("rating",), "num", "rating"), Column(("timestamp",), "time", "time")],
-        sep=",",
+        sep=",", keep=_ratings(params),
     )
-    return _implicit(frame, params)
+    return frame  # session_aware reads user, item and time
