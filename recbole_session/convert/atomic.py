@@ -43,6 +43,9 @@ class Staging:
         self.target = Path(target)
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.dir, 0o777 & ~umask)  # mkdtemp makes it private; the dataset folder is not
 
     def __enter__(self) -> Staging:
         return self
