@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from recbole_session.convert import RECIPES, ConvertError, Download, convert, recipe_names
+from recbole_session.convert.__main__ import main
 from recbole_session.convert.download import fetch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
@@ -139,7 +140,7 @@ def test_missing_raw_file_is_downloaded_extracted_and_converted(server, local_ml
     assert (tmp_path / "mine" / "ml-1m.zip").is_file() and (folder / "ml-1m.inter").is_file()
 
 
-def test_download_errors_name_the_convert_command(server, local_ml_1m, tmp_path):
+def test_download_errors_name_the_convert_command(server, local_ml_1m, tmp_path, capsys):
     local_ml_1m(f"{server.url}/ml-1m.zip", sha256(b"not it"))
     with pytest.raises(ConvertError, match=r"checksum mismatch.*python -m recbole_session.convert ml-1m --raw PATH"):
         convert("ml-1m", out=tmp_path, verbose=False)
@@ -149,3 +150,8 @@ def test_download_errors_name_the_convert_command(server, local_ml_1m, tmp_path)
     with pytest.raises(ConvertError, match="escapes the target folder"):
         convert("ml-1m", out=tmp_path / "x", verbose=False)
     assert not list(tmp_path.rglob("evil.dat")) and not (tmp_path / "x" / "ml-1m").exists()
+    # the command line: exit code 2, one line naming the archive and the member
+    assert main(["ml-1m", "--out", str(tmp_path / "y"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "evil.zip, field '../../evil.dat': archive member escapes" in err
+    assert not list(tmp_path.rglob("evil.dat")) and not (tmp_path / "y" / "ml-1m").exists()
