@@ -16,13 +16,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
 from recbole_session.quick_start import UsageError
-from recbole_session.tune import SearchSpaceError, load_space, parse_space, start_ray, tune_model
+from recbole_session.tune import (
+    SearchResult,
+    SearchSpaceError,
+    load_space,
+    parse_space,
+    start_ray,
+    tune_model,
+)
 from recbole_session.tune.search import _shared_dataset
 from recbole_session.tune.space import default_space_file
 
@@ -192,30 +200,88 @@ def tiny(atomic_root) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def search(ray_address, search_dir, tiny):
-    """Three trials with the default (ASHA) scheduler: dropout 1.5 is a bad value (torch's
-    Dropout rejects it), so that trial fails while the other two finish."""
-    space = search_dir / "gru.yaml"
-    space.write_text("dropout_prob: {grid: [0.2, 0.3, 1.5]}\nlearning_rate: {loguniform: [1e-3, 1e-2]}\n")
-    result = tune_model("GRU4Rec", "ml-100k", space, output=search_dir / "search", config_dict=tiny, verbose=0)
-    return result
-
-
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
+def _finished_trials(experiment: Path) -> list[Path]:
+    return [f for f in experiment.glob("trial_*/result.json") if '"finished": true' in f.read_text()]
+
+
+@dataclass
+class Search:
+    """The search of this module: started by the command line, stopped, then resumed."""
+
+    returncode: int
+    stdout: str
+    rows_before: list[dict[str, str]]
+    results_before: dict[Path, bytes]
+    result: SearchResult
+
+
+@pytest.fixture(scope="module")
+def search(ray_address, search_dir, tiny) -> Search:
+    """Three trials, one at a time, with the default (ASHA) scheduler; dropout 1.5 is a bad
+    value (torch's Dropout rejects it), so that trial fails while the other two finish.
+
+    The search runs in its own driver process (the command line) that joins this module's Ray
+    instance, and is stopped with SIGINT (Ctrl+C) as soon as its first trial has finished; it
+    is then resumed here through the Python API. (One search for all these tests: Ray is slow
+    to start trials on 2 shared cores.)"""
+    space = search_dir / "gru.yaml"
+    space.write_text("dropout_prob: {grid: [0.2, 0.3, 1.5]}\nlearning_rate: {loguniform: [1e-3, 1e-2]}\n")
+    out = search_dir / "search"
+    cmd = [sys.executable, "-m", "recbole_session.tune", "--model=GRU4Rec", "--dataset=ml-100k",
+           "--space", str(space), "--output", str(out), "--address", ray_address,
+           "--max-concurrent", "1", "--verbose", "0", *[f"--{k}={v}" for k, v in tiny.items()]]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not _finished_trials(out / "ray" / "search"):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline, "no trial finished"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=120)
+    rows_before = _read_csv(out / "results.csv")
+    results_before = {f: f.read_bytes() for f in _finished_trials(out / "ray" / "search")}
+    result = tune_model(resume=True, output=out, verbose=0)
+    return Search(proc.returncode, stdout, rows_before, results_before, result)
+
+
+def test_interrupted_search_resumes_without_rerunning_finished_trials(search, tiny):
+    assert search.returncode == 130, search.stdout[-3000:]
+    assert "the search was interrupted: continue it with" in search.stdout
+    before = search.rows_before
+    finished_before = {r["trial"]: r for r in before if r["status"] == "finished"}
+    # the second trial was running, waiting, or not yet created by Ray's grid generator
+    assert len(finished_before) == 1 and all(r["status"] in ("interrupted", "not run") for r in before[1:])
+
+    out = search.result.output
+    after = _read_csv(out / "results.csv")
+    assert sorted(float(r["dropout_prob"]) for r in after) == [0.2, 0.3, 1.5]  # each value once
+    assert sorted(r["status"] for r in after) == ["error", "finished", "finished"]
+    assert not search.result.interrupted
+    for trial, row in finished_before.items():  # kept as they were, not trained again
+        again = next(r for r in after if r["trial"] == trial)
+        assert (again["valid_score"], again["seconds"], again["learning_rate"]) == (
+            row["valid_score"], row["seconds"], row["learning_rate"])
+    for file, content in search.results_before.items():
+        assert file.read_bytes() == content
+    with pytest.raises(UsageError, match="already holds a search"):
+        tune_model("GRU4Rec", "ml-100k", out / "space.yaml", output=out, config_dict=tiny)
+
+
 def test_search_writes_every_output(search):
-    out = search.output
+    out = search.result.output
     rows = _read_csv(out / "results.csv")
-    assert len(rows) == 3 and [r["trial"] for r in rows] == [r["trial"] for r in search.rows]
+    assert len(rows) == 3 and [r["trial"] for r in rows] == [r["trial"] for r in search.result.rows]
     finished = [r for r in rows if r["status"] == "finished"]
     assert sorted(float(r["dropout_prob"]) for r in finished) == [0.2, 0.3]
     for row in finished:
         assert 1e-3 <= float(row["learning_rate"]) <= 1e-2
         assert row["epochs"] == "1" and float(row["seconds"]) > 0 and int(row["n_params"]) > 0
+        assert row["threads"] == "1"  # torch's threads = the trial's CPUs
         assert float(row["valid_score"]) == float(row["valid/ndcg@10"])  # valid_metric NDCG@10
         assert 0 <= float(row["test/ndcg@10"]) <= float(row["test/hit@10"]) <= 1
         trial_dir = Path(row["trial_dir"])
@@ -231,25 +297,24 @@ def test_search_writes_every_output(search):
     assert best["epochs"] == 1 and best["hidden_size"] == 8 and Path(best["data_path"]).is_dir()
 
     summary = (out / "summary.md").read_text()
-    assert f"Trial `{rows[0]['trial']}`" in summary and "1 error, 2 finished" in summary
+    assert f"Trial `{rows[0]['trial']}`" in summary and "3 of 3 (1 error, 2 finished)" in summary
     assert "![plot_dropout_prob](plot_dropout_prob.png)" in summary
     for name in ("dropout_prob", "learning_rate"):
         assert (out / f"plot_{name}.png").read_bytes()[:8] == PNG_MAGIC
     assert not list(out.glob("*.tmp"))
     settings = json.loads((out / "search.json").read_text())
     assert settings["model"] == "GRU4Rec" and settings["overrides"]["epochs"] == 1
-    assert search.best is not None and search.best["dropout_prob"] == best["dropout_prob"]
-    assert not search.interrupted
+    assert search.result.best is not None and search.result.best["dropout_prob"] == best["dropout_prob"]
 
 
 def test_failing_trial_is_recorded_and_the_search_goes_on(search):
-    rows = _read_csv(search.output / "results.csv")
+    rows = _read_csv(search.result.output / "results.csv")
     failed = [r for r in rows if r["status"] == "error"]
     assert len(failed) == 1 and float(failed[0]["dropout_prob"]) == 1.5
     assert "dropout probability has to be between 0 and 1" in failed[0]["error"]
     assert failed[0]["valid_score"] == "" and failed[0]["test/ndcg@10"] == ""
-    assert search.status_counts == {"finished": 2, "error": 1}
-    assert "## Failed trials" in (search.output / "summary.md").read_text()
+    assert search.result.status_counts == {"finished": 2, "error": 1}
+    assert "## Failed trials" in (search.result.output / "summary.md").read_text()
 
 
 def _recbole_result(log: str, label: str) -> dict[str, float]:
@@ -259,11 +324,11 @@ def _recbole_result(log: str, label: str) -> dict[str, float]:
 
 
 def test_best_yaml_retrains_the_winner_through_the_cli(search, tmp_path):
-    best_row = search.rows[0]
+    best_row = search.result.rows[0]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the trial trained with its 1 CPU
     proc = subprocess.run(
         [sys.executable, str(REPO / "run_recbole_session.py"), "--model=GRU4Rec", "--dataset=ml-100k",
-         "--config_files", str(search.output / "best.yaml"), "--state=INFO",
+         "--config_files", str(search.result.output / "best.yaml"), "--state=INFO",
          f"--checkpoint_dir={tmp_path / 'saved'}", "--show_progress=False"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
@@ -273,50 +338,6 @@ def test_best_yaml_retrains_the_winner_through_the_cli(search, tmp_path):
     # same configuration, same seed, same data: the winner's numbers again
     assert valid["ndcg@10"] == best_row["valid/ndcg@10"] and valid["recall@20"] == best_row["valid/recall@20"]
     assert test["ndcg@10"] == best_row["test/ndcg@10"] and test["mrr@20"] == best_row["test/mrr@20"]
-
-
-def _finished_trials(experiment: Path) -> list[Path]:
-    return [f for f in experiment.glob("trial_*/result.json") if '"finished": true' in f.read_text()]
-
-
-def test_interrupted_search_resumes_without_rerunning_finished_trials(ray_address, search_dir, tiny):
-    space = search_dir / "resume.yaml"
-    space.write_text("dropout_prob: {grid: [0.2, 0.3, 0.4]}\n")
-    out = search_dir / "resumed"
-    # the search runs in its own driver process that joins this module's Ray instance, and is
-    # stopped with SIGINT (Ctrl+C) once its first trial has finished
-    cmd = [sys.executable, "-m", "recbole_session.tune", "--model=GRU4Rec", "--dataset=ml-100k",
-           "--space", str(space), "--output", str(out), "--address", ray_address,
-           "--max-concurrent", "1", "--scheduler", "fifo", "--verbose", "0",
-           *[f"--{k}={v}" for k, v in tiny.items()]]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while not _finished_trials(out / "ray" / "search"):
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.time() < deadline, "no trial finished"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stdout[-3000:]
-    assert "continue it with" in stdout
-
-    before = _read_csv(out / "results.csv")
-    finished_before = {r["trial"]: r for r in before if r["status"] == "finished"}
-    assert 1 <= len(finished_before) < 3 and any(r["status"] in ("interrupted", "not run") for r in before)
-    results_before = {f: f.read_bytes() for f in _finished_trials(out / "ray" / "search")}
-
-    with pytest.raises(UsageError, match="already holds a search"):
-        tune_model("GRU4Rec", "ml-100k", space, output=out, config_dict=tiny)
-    result = tune_model(resume=True, output=out, verbose=0)
-
-    after = _read_csv(out / "results.csv")
-    assert [r["status"] for r in after] == ["finished"] * 3 and not result.interrupted
-    assert sorted(float(r["dropout_prob"]) for r in after) == [0.2, 0.3, 0.4]  # each value once
-    for trial, row in finished_before.items():  # kept as they were, not trained again
-        again = next(r for r in after if r["trial"] == trial)
-        assert again["valid_score"] == row["valid_score"] and again["seconds"] == row["seconds"]
-    for file, content in results_before.items():
-        assert file.read_bytes() == content
 
 
 def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
@@ -338,6 +359,8 @@ def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
         (["--model=SASRec", "--dataset=ml-100k", data, *out], "no search space for SASRec"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--scheduler=fifo", "--num-samples=0", data, *out],
          "--num-samples must be at least 1"),
+        (["--model=GRU4Rec", "--dataset=ml-100k", "--cpus-per-trial=64", "--num-cpus=2", data, *out],
+         "--cpus-per-trial=64.0 but the local Ray instance has 2 CPUs"),
         (["--resume", "--output", str(tmp_path / "empty")], "nothing to resume"),
         (["--resume"], "needs the --output"),
     ]

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="join a Ray cluster (auto, host:port or ray://host:port) instead of starting one")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default all)")
     parser.add_argument("--config_files", default=None, help="space-separated RecBole yaml files for every trial")
-    parser.add_argument("--output", default=None, help="output folder (default tune_results/<model>-<dataset>)")
+    parser.add_argument("--output", default=None, help="output folder (default ray_results/<model>-<dataset>)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted search in --output")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep every trial's model file (default: deleted after its test)")

@@ -13,9 +13,11 @@ Every file is written to a temporary name and then renamed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +72,19 @@ def _error_line(trial) -> str:
     return (exception_lines or lines or ["(no error message)"])[-1]
 
 
+@contextlib.contextmanager
+def quiet_analysis() -> Iterator[None]:
+    """Ray's ExperimentAnalysis warns about every trial without results ("Failed to read the
+    results"): failed and never-started trials, which results.csv lists with their status."""
+    analysis_logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = analysis_logger.level
+    analysis_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        analysis_logger.setLevel(level)
+
+
 def _status(trial, last: dict[str, Any]) -> str:
     from ray.tune.experiment import Trial
 
@@ -86,14 +101,8 @@ def collect_rows(experiment: Path, space: SearchSpace, mode: str) -> list[dict[s
     """One dict per trial of the Ray Tune experiment, best valid score first."""
     from ray.tune import ExperimentAnalysis
 
-    # it warns about every trial without results (failed or never started): those are rows too
-    analysis_logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level = analysis_logger.level
-    analysis_logger.setLevel(logging.ERROR)
-    try:
+    with quiet_analysis():
         analysis = ExperimentAnalysis(str(experiment), default_metric=SCORE, default_mode=mode)
-    finally:
-        analysis_logger.setLevel(level)
     rows = []
     for trial in analysis.trials:
         last = dict(trial.last_result or {})
@@ -106,6 +115,7 @@ def collect_rows(experiment: Path, space: SearchSpace, mode: str) -> list[dict[s
         for part in ("valid", "test"):
             row.update({f"{part}/{key}": value for key, value in (last.get(part) or {}).items()})
         row["n_params"] = last.get("n_params")
+        row["threads"] = last.get("threads")
         row["error"] = _error_line(trial) if status == ERROR else ""
         row["trial_dir"] = str(trial.logdir) if trial.logdir else ""
         rows.append(row)
@@ -223,6 +233,16 @@ def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def expected_trials(settings: SearchSettings, space: SearchSpace) -> int:
+    """How many trials the search makes: every grid combination, ``num_samples`` times."""
+    return space.grid_size() * settings.num_samples
+
+
+def is_interrupted(rows: list[dict[str, Any]], expected: int) -> bool:
+    """Trials left to run: some never finished, or Ray had not created them yet."""
+    return len(rows) < expected or any(r["status"] in (INTERRUPTED, NOT_RUN) for r in rows)
+
+
 def write_summary(path: Path, settings: SearchSettings, space: SearchSpace, rows, best, metric: str,
                   plots: list[Path]) -> None:
     counts: dict[str, int] = {}
@@ -236,7 +256,8 @@ def write_summary(path: Path, settings: SearchSettings, space: SearchSpace, rows
         f"- fixed keys: `{settings.overrides}`" + (f"; config files: {settings.config_files}" if settings.config_files else ""),
         f"- scheduler: {settings.scheduler}; samples: {settings.num_samples}; "
         f"resources per trial: {settings.cpus_per_trial} CPU, {settings.gpus_per_trial} GPU",
-        f"- trials: {len(rows)} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")",
+        f"- trials: {len(rows)} of {expected_trials(settings, space)} ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")",
         f"- selection: valid {metric}; every finished trial is tested with its best valid epoch",
         "",
     ]
@@ -255,7 +276,7 @@ def write_summary(path: Path, settings: SearchSettings, space: SearchSpace, rows
         ]
     else:
         lines += ["No trial finished: there is no best trial yet.", ""]
-    if INTERRUPTED in counts or NOT_RUN in counts:
+    if is_interrupted(rows, expected_trials(settings, space)):
         lines += ["The search was interrupted: continue it with `--resume` (finished trials are kept).", ""]
     scored = [r for r in rows if r[SCORE] is not None]
     if scored:
@@ -280,7 +301,7 @@ def write_outputs(output: Path, settings: SearchSettings, space: SearchSpace, co
     rows = collect_rows(output / "ray" / EXPERIMENT, space, mode)
     files = []
     frame = pd.DataFrame(rows)
-    for column in ("epochs", "n_params"):  # whole numbers, blank where a trial has none
+    for column in ("epochs", "n_params", "threads"):  # whole numbers, blank where a trial has none
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     tmp = output / (RESULTS + ".tmp")
@@ -299,6 +320,6 @@ def write_outputs(output: Path, settings: SearchSettings, space: SearchSpace, co
         plots.append(plot)
     write_summary(output / SUMMARY, settings, space, rows, best, metric, plots)
     files += [output / SUMMARY, *plots]
-    interrupted = any(r["status"] in (INTERRUPTED, NOT_RUN) for r in rows)
+    interrupted = is_interrupted(rows, expected_trials(settings, space))
     return SearchResult(output, rows, best_config(settings, best, space) if best else None, interrupted, files)
 

@@ -29,6 +29,7 @@ from recbole_session.quick_start import (
     ensure_atomic_files,
     make_config,
 )
+from recbole_session.tune.report import quiet_analysis, write_outputs
 from recbole_session.tune.space import (
     SearchSpace,
     SearchSpaceError,
@@ -278,7 +279,7 @@ def tune_model(
     if output is None:
         if resume:
             raise UsageError("resume needs the output folder of the search to continue")
-        output = f"tune_results/{model}-{dataset}"
+        output = f"ray_results/{model}-{dataset}"
     output = Path(output).resolve()
     experiment = output / "ray" / EXPERIMENT
     if resume:
@@ -286,6 +287,8 @@ def tune_model(
         for name, given in (("model", model), ("dataset", dataset)):
             if given is not None and given != getattr(settings, name):
                 raise UsageError(f"{output} holds a search of {name} '{getattr(settings, name)}', not '{given}'")
+        if space is not None and _absolute(str(space)) != settings.space_file:
+            raise UsageError(f"{output} was searched over {settings.space_file}; --resume cannot change the space")
         if not tune.Tuner.can_restore(str(experiment)):
             raise UsageError(f"nothing to resume in {output}: no Ray Tune experiment in {experiment}")
         space_obj = parse_space((output / SPACE_COPY).read_text(encoding="utf-8"), settings.space_file)
@@ -307,6 +310,9 @@ def tune_model(
             reduction_factor, keep_checkpoints,
         ))
     config = _check_settings(settings, space_obj)
+    local_cpus = num_cpus or os.cpu_count() or 1
+    if not address and settings.cpus_per_trial > local_cpus:
+        raise UsageError(f"--cpus-per-trial={settings.cpus_per_trial} but the local Ray instance has {local_cpus} CPUs")
     # convert the dataset once, before any trial starts
     ensure_atomic_files(config)
     if not resume:
@@ -341,12 +347,11 @@ def tune_model(
                     failure_config=FailureConfig(max_failures=0, fail_fast=False),
                 ),
             )
-        tuner.fit()
+        with quiet_analysis():
+            tuner.fit()
     finally:
         if started:
             import ray
 
             ray.shutdown()
-    from recbole_session.tune.report import write_outputs
-
     return write_outputs(output, settings, space_obj, config)

@@ -148,6 +148,7 @@ def run_trial(params: dict[str, Any], setup: TrialSetup, dataset_blob: bytes | N
             "epoch": epoch_idx + 1,
             SCORE: float(valid_score),
             "best_valid_score": float(trainer.best_valid_score),
+            "threads": torch.get_num_threads(),
             FINISHED: False,
         }
         if last:
@@ -157,4 +158,5 @@ def run_trial(params: dict[str, Any], setup: TrialSetup, dataset_blob: bytes | N
 
     trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=on_evaluation)
     if not reported_final:  # a trainer that evaluated less often than its epochs suggest
-        session.report({"epoch": trainer.epochs, SCORE: float(trainer.best_valid_score), **final_result()})
+        session.report({"epoch": trainer.epochs, SCORE: float(trainer.best_valid_score),
+                        "threads": torch.get_num_threads(), **final_result()})
