@@ -359,8 +359,12 @@ def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
         (["--model=SASRec", "--dataset=ml-100k", data, *out], "no search space for SASRec"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--scheduler=fifo", "--num-samples=0", data, *out],
          "--num-samples must be at least 1"),
-        (["--model=GRU4Rec", "--dataset=ml-100k", "--cpus-per-trial=64", "--num-cpus=2", data, *out],
-         "--cpus-per-trial=64.0 but the local Ray instance has 2 CPUs"),
+        # against the Ray instance of this process if one runs, else the machine (a trial that
+        # asks for more than a local instance has would wait forever)
+        (["--model=GRU4Rec", "--dataset=ml-100k", "--cpus-per-trial=4096", data, *out],
+         "--cpus-per-trial=4096.0 but the local Ray instance has"),
+        (["--model=GRU4Rec", "--dataset=ml-100k", "--gpus-per-trial=4096", data, *out],
+         "--gpus-per-trial=4096.0 but the local Ray instance has"),
         (["--resume", "--output", str(tmp_path / "empty")], "nothing to resume"),
         (["--resume"], "needs the --output"),
     ]

@@ -144,6 +144,24 @@ def start_ray(
     return True
 
 
+def _check_local_resources(settings: SearchSettings, num_cpus: int | None) -> None:
+    """A trial that asks for more than the local Ray instance has would wait forever."""
+    import ray
+
+    if ray.is_initialized():
+        resources = ray.cluster_resources()
+        cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    else:
+        import torch
+
+        cpus = num_cpus or os.cpu_count() or 1
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if settings.cpus_per_trial > cpus:
+        raise UsageError(f"--cpus-per-trial={settings.cpus_per_trial} but the local Ray instance has {cpus:g} CPUs")
+    if settings.gpus_per_trial > gpus:
+        raise UsageError(f"--gpus-per-trial={settings.gpus_per_trial} but the local Ray instance has {gpus:g} GPUs")
+
+
 def _data_keys(config) -> set[str]:
     return set(config.parameters["Dataset"]) | DATA_KEYS
 
@@ -310,9 +328,11 @@ def tune_model(
             reduction_factor, keep_checkpoints,
         ))
     config = _check_settings(settings, space_obj)
-    local_cpus = num_cpus or os.cpu_count() or 1
-    if not address and settings.cpus_per_trial > local_cpus:
-        raise UsageError(f"--cpus-per-trial={settings.cpus_per_trial} but the local Ray instance has {local_cpus} CPUs")
+    import ray
+
+    start_local = not address and not ray.is_initialized()
+    if not address:  # a joined cluster may scale up; a local instance never does
+        _check_local_resources(settings, num_cpus)
     # convert the dataset once, before any trial starts
     ensure_atomic_files(config)
     if not resume:
@@ -322,9 +342,9 @@ def tune_model(
         os.replace(tmp, output / SPACE_COPY)
         _write_json(output / SETTINGS_FILE, asdict(settings))
 
-    temp_dir, short = ray_temp_dir(output) if not address else (None, False)
+    temp_dir, short = ray_temp_dir(output) if start_local else (None, False)
     started = start_ray(address, num_cpus, None, temp_dir)
-    if started and short and temp_dir:
+    if short:
         print(f"Ray's temporary files are in {temp_dir}: {output}/ray_tmp is too deep for its socket paths", file=sys.stderr)
     try:
         trainable = _trainable(settings, _shared_dataset(config, space_obj))
@@ -351,7 +371,5 @@ def tune_model(
             tuner.fit()
     finally:
         if started:
-            import ray
-
             ray.shutdown()
     return write_outputs(output, settings, space_obj, config)
