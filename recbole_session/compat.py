@@ -60,6 +60,16 @@ def allow_recbole_checkpoints() -> None:
     add_safe_globals(recbole_checkpoint_globals())
 
 
+def restore_numpy_aliases() -> None:
+    """RecBole's metrics (``recbole/evaluator/metrics.py``) use ``np.float``, removed in numpy
+    1.24. RecBole re-creates the aliases in ``Config.__init__`` (``compatibility_settings``), but
+    a Config unpickled from a checkpoint (``load_data_and_model``) never runs it, so evaluating a
+    reloaded model failed. Create the same aliases once, at import."""
+    from recbole.config import Config as RecBoleConfig
+
+    RecBoleConfig.compatibility_settings(None)
+
+
 class _TorchSavingProtocol2(types.ModuleType):
     """``torch`` as seen by ``recbole.trainer.trainer``, except that ``save`` ignores
     ``pickle_protocol`` (torch's default protocol 2 is used)."""
@@ -87,6 +97,7 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    restore_numpy_aliases()
     switch_off_anomaly_detection()
     save_checkpoints_loadable()
     allow_recbole_checkpoints()

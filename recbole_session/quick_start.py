@@ -3,7 +3,9 @@ or RecBole's distributed path) and :func:`main`, the command line of
 ``run_recbole_session.py``.
 
 The flow is RecBole's ``run_recbole`` with our lookups: Config -> dataset -> dataloaders ->
-model -> RecBole trainer -> fit -> evaluate on test.
+model -> RecBole trainer -> fit -> evaluate on test, then the best model under every
+``eval_protocols`` entry on valid and test; results are saved next to the run's log.
+:func:`run_seeds` repeats a run per seed and reports mean ± std.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from recbole.data import data_preparation
-from recbole.utils import get_environment, init_logger, init_seed, set_color
+from recbole.utils import get_environment, get_local_time, init_logger, init_seed, set_color
 
 import recbole_session  # noqa: F401  (shims and registration)
 from recbole_session.config import Config
@@ -88,6 +90,42 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _start_logger(config: Config) -> Path | None:
+    """RecBole's ``init_logger``; returns the log file this run got (RecBole does not say:
+    it is the new ``log/<model>/<model>-<dataset>-*.log``)."""
+    folder = Path("log") / config["model"]
+    pattern = f"{config['model']}-{config['dataset']}-*.log"
+    before = set(folder.glob(pattern)) if folder.is_dir() else set()
+    init_logger(config)
+    new = sorted(set(folder.glob(pattern)) - before, key=lambda p: p.stat().st_mtime)
+    if new:
+        return new[-1]
+    existing = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
+    return existing[-1] if existing else None
+
+
+def _evaluate_protocols(config: Config, model, dataset_obj, valid_data, test_data) -> dict[str, Any]:
+    """The best model under ``eval_protocols`` on valid and test (full-sort loaders only)."""
+    from recbole.data.dataloader import FullSortEvalDataLoader
+
+    from recbole_session.evaluation import evaluate_protocols_detailed
+
+    if not config["eval_protocols"]:
+        return {}
+    if not isinstance(test_data, FullSortEvalDataLoader):
+        getLogger().warning("eval_protocols skipped: they need eval_args mode 'full' loaders")
+        return {}
+    details = {}
+    for split, data in (("valid", valid_data), ("test", test_data)):
+        try:
+            details[split] = evaluate_protocols_detailed(model, data, config, dataset=dataset_obj)
+        except ValueError as err:  # e.g. a toy dataset with too few items for popular100
+            getLogger().warning(f"eval_protocols skipped: {err}")
+            return {}
+        getLogger().info(set_color(f"{split} protocols", "yellow") + f": {details[split].metrics}")
+    return details
+
+
 def run_recbole_session(
     model: str | type | None = None,
     dataset: str | None = None,
@@ -99,12 +137,14 @@ def run_recbole_session(
     """Train and test one model in this process, as RecBole's ``run_recbole``.
 
     Returns ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
-    ``test_result``, ``n_params`` (trainable parameters) and ``model_file``.
+    ``test_result``, ``n_params`` (trainable parameters), ``model_file``, and, for the
+    protocols of ``eval_protocols``, ``valid_protocols`` / ``test_protocols`` (flat keys like
+    ``random100/ndcg@10``) and ``results_file`` (JSON next to the run's log, with a Markdown
+    twin and the per-user values that ``python -m recbole_session.compare`` pairs).
     """
     config = make_config(model, dataset, config_file_list, config_dict)
-    ensure_atomic_files(config)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    log_file = _start_logger(config)
     logger = getLogger()
     logger.info(config)
 
@@ -126,6 +166,8 @@ def run_recbole_session(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
 
+    details = _evaluate_protocols(config, trainer.model, dataset_obj, valid_data, test_data)
+
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -138,11 +180,66 @@ def run_recbole_session(
         "n_params": n_params,
         "model_file": trainer.saved_model_file if saved else None,
     }
+    for split, detail in details.items():
+        result[f"{split}_protocols"] = detail.metrics
+    if config["local_rank"] == 0 and log_file is not None:
+        from recbole_session.evaluation.results import save_run_results
+
+        stem = log_file.with_suffix("")
+        result["results_file"] = str(save_run_results(result, config, details, stem))
+        logger.info(f"results saved to {result['results_file']} and .md")
     if not config["single_spec"]:
         dist.destroy_process_group()
     if config["local_rank"] == 0 and queue is not None:
         queue.put(result)
     return result
+
+
+def parse_seeds(seeds: str | list[int]) -> list[int]:
+    """``"1,2,3"`` or ``[1, 2, 3]`` -> ``[1, 2, 3]``."""
+    if isinstance(seeds, str):
+        try:
+            seeds = [int(part) for part in seeds.split(",") if part.strip()]
+        except ValueError:
+            raise UsageError(f"bad --seeds '{seeds}': write integers separated by commas, e.g. 1,2,3") from None
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds needs distinct integers, got {seeds}")
+    return seeds
+
+
+def run_seeds(
+    model: str | type | None = None,
+    dataset: str | None = None,
+    seeds: str | list[int] = (1, 2, 3),
+    config_file_list: list[str] | None = None,
+    config_dict: dict[str, Any] | None = None,
+    saved: bool = True,
+) -> dict[str, Any]:
+    """:func:`run_recbole_session` once per seed (the model's initialisation and training
+    order change; the protocols' candidates do not). Returns ``seeds``, ``runs`` (each run's
+    result), ``mean`` / ``std`` (sample std over seeds) of every metric
+    (``test/random100/ndcg@10``, ``valid/ndcg@10``, ``n_params``, ...) and ``results_file``
+    (JSON and Markdown next to the logs, with per-user values averaged over seeds)."""
+    from recbole_session.evaluation.results import (
+        aggregate_runs,
+        format_mean_std,
+        save_seed_results,
+    )
+
+    seeds = parse_seeds(seeds)
+    config = make_config(model, dataset, config_file_list, config_dict)
+    # checkpoints are named <model>-<time to the second>: one folder per seed keeps them apart
+    runs = [run_recbole_session(model, dataset, config_file_list, {
+        **(config_dict or {}), "seed": seed, "checkpoint_dir": str(Path(config["checkpoint_dir"]) / f"seed{seed}")
+    }, saved) for seed in seeds]
+    summary = aggregate_runs(runs)
+    stem = Path("log") / config["model"] / (
+        f"{config['model']}-{config['dataset']}-seeds{'_'.join(map(str, seeds))}-{get_local_time()}"
+    )
+    results_file = save_seed_results(runs, seeds, config["model"], config["dataset"], stem)
+    getLogger().info(set_color(f"mean ± std over seeds {seeds}", "yellow") + "\n" + format_mean_std(summary))
+    return {"seeds": seeds, "runs": runs, **summary, "results_file": str(results_file)}
 
 
 def _distributed_worker(rank: int, model, dataset, config_file_list, config_dict, queue) -> None:
@@ -187,7 +284,7 @@ def run(
          "gpu_id": config_dict.get("gpu_id", ",".join(str(i) for i in range(nproc)))}
     )
     # build the data once before the workers start, so that they do not convert it concurrently
-    ensure_atomic_files(make_config(model, dataset, config_file_list, config_dict | {"local_rank": None}))
+    ensure_atomic_files(make_config(model, dataset, config_file_list, config_dict))
     queue = mp.get_context("spawn").SimpleQueue()
     mp.spawn(_distributed_worker, args=(model, dataset, config_file_list, config_dict, queue), nprocs=nproc, join=True)
     return None if queue.empty() else queue.get()
@@ -232,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", "-m", default="SessionBERT4Rec", help="model name (ours or RecBole's)")
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name (folder under data_path)")
     parser.add_argument("--config_files", default=None, help="space-separated yaml config files")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds (e.g. 1,2,3): one run per seed, then mean ± std")
     for key, default in DISTRIBUTED_DEFAULTS.items():
         parser.add_argument(f"--{key}", type=type(default), default=default,
                             help="RecBole distributed option" if key != "nproc" else "processes (GPUs) to train on")
@@ -246,6 +345,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides(rest)
         config_files = args.config_files.split() if args.config_files else None
         check_override_types(make_config(args.model, args.dataset, config_files, overrides), overrides)
+        if args.seeds is not None:
+            if args.nproc != 1 or args.world_size > 0:
+                raise UsageError("--seeds runs in one process; leave out --nproc / --world_size")
+            result = run_seeds(args.model, args.dataset, parse_seeds(args.seeds), config_files, overrides)
+            from recbole_session.evaluation.results import format_mean_std
+
+            print(format_mean_std(result))
+            print(f"results: {result['results_file']}")
+            return 0
         run(args.model, args.dataset, config_files, overrides,
             **{key: getattr(args, key) for key in DISTRIBUTED_DEFAULTS})
     except UsageError as err:

@@ -49,11 +49,17 @@ def get_model(model_name: str) -> type:
         return getattr(entry[1], model_name)
     try:
         return recbole_get_model(model_name)
+    except ModuleNotFoundError as err:
+        # RecBole's lookup of an unknown name walks into `exlib_recommender`, whose package
+        # imports lightgbm/xgboost: a missing optional library is not the user's problem then
+        if err.name == model_name.lower():
+            raise
     except ValueError:
-        raise ValueError(
-            f"`model_name` [{model_name}] is neither a recbole_session model "
-            f"({', '.join(model_names())}) nor a RecBole model"
-        ) from None
+        pass
+    raise ValueError(
+        f"`model_name` [{model_name}] is neither a recbole_session model "
+        f"({', '.join(model_names()) or 'none'}) nor a RecBole model"
+    )
 
 
 def get_trainer(model_type: ModelType, model_name: str) -> type:
@@ -80,10 +86,14 @@ def get_dataset_class(model_name: str, model_type: ModelType) -> type:
 
 
 def create_dataset(config):
-    """RecBole's ``create_dataset`` (with its saved-dataset cache) over our registered classes."""
+    """RecBole's ``create_dataset`` (with its saved-dataset cache) over our registered classes;
+    a dataset that a converter recipe can build offline (ml-100k) is built first if missing."""
     from recbole.data import create_dataset as recbole_create_dataset
 
+    from recbole_session.quick_start import ensure_atomic_files
+
     register_with_recbole()
+    ensure_atomic_files(config)
     return recbole_create_dataset(config)
 
 

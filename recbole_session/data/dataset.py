@@ -7,7 +7,45 @@ import numpy as np
 import torch
 from recbole.data.dataset import SequentialDataset
 
-__all__: list[str] = ["SessionBERT4RecDataset"]
+__all__: list[str] = ["ASARSDataset", "SessionBERT4RecDataset"]
+
+
+def window_ends(users: np.ndarray, window: int) -> np.ndarray:
+    """Bool mask over RecBole's prefix samples (rows of each user in sequence order): keep the
+    last sample of each user and every ``window``-th one before it. A kept sample holds up to
+    ``window`` items and, trained at every position, predicts the targets of the ``window``
+    samples ending at it, so the kept samples cover each training target exactly once."""
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    new_user = np.ones(len(users), dtype=bool)
+    new_user[1:] = sorted_users[1:] != sorted_users[:-1]
+    group_start = np.maximum.accumulate(np.where(new_user, np.arange(len(users)), 0))
+    group_size = np.bincount(np.cumsum(new_user) - 1)[np.cumsum(new_user) - 1]
+    rank_from_end = group_start + group_size - 1 - np.arange(len(users))
+    keep = np.zeros(len(users), dtype=bool)
+    keep[order] = rank_from_end % window == 0
+    return keep
+
+
+class ASARSDataset(SequentialDataset):
+    """RecBole's ``SequentialDataset`` with a per-user training regime for ASARS.
+
+    ASARS predicts every position of a sequence in one forward pass (triangle parallel
+    attention), so RecBole's one-sample-per-prefix training data would train each target up to
+    ``MAX_ITEM_LIST_LENGTH`` times. With ``train_regime: window`` the train split keeps one
+    sample per ``MAX_ITEM_LIST_LENGTH`` training rows of each user (each training target is then
+    predicted exactly once per epoch); the valid and test splits are RecBole's, untouched.
+    ``train_regime: prefix`` keeps RecBole's samples.
+    """
+
+    def build(self):
+        datasets = super().build()
+        if self.config["train_regime"] != "window" or self.benchmark_filename_list is not None:
+            return datasets
+        train = datasets[0]
+        keep = window_ends(train.inter_feat[self.uid_field].numpy(), self.max_item_list_len)
+        datasets[0] = train.copy(train.inter_feat[np.nonzero(keep)[0]])
+        return datasets
 
 
 class SessionBERT4RecDataset(SequentialDataset):

@@ -1,4 +1,6 @@
 """Model-specific trainers, found by :func:`recbole_session.utils.get_trainer` as
 ``<Model>Trainer``; every model without one uses RecBole's own trainer."""
 
-__all__: list[str] = []
+from recbole_session.trainer.sriem_trainer import SRIEMTrainer, StepDecayTrainer
+
+__all__: list[str] = ["SRIEMTrainer", "StepDecayTrainer"]

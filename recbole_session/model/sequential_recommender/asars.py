@@ -1,0 +1,401 @@
+r"""
+ASARS
+################################################
+
+Reference:
+    Attentional Session-Aware Recommender System (ASARS): an inter-session temporal dynamics
+    model (user long-term profile) and a triangle parallel attention network over dwell times,
+    on top of a session RNN (papers/asars.txt; SPEC.md section 5). No public code exists: this
+    is built from the paper.
+
+What the paper leaves open, and what this implementation does (each is a ``properties/model/
+ASARS.yaml`` key or stated here):
+
+- Variants (``variant``): ``user_att`` (user embedding as attention query over the session RNN
+  outputs, eq. 19, then [q; e_u] -> FC), ``user_cat`` ([h; e_u] -> FC), ``time_att`` (dwell
+  embeddings through their own RNN, then global attention p_i = tanh(W_s h_time_i + b_s),
+  score p_i . h_session_i, eqs. 15-17), ``time_cat`` (dwell embedding concatenated to the item
+  input of the RNN), ``time_user`` (time attention and user concatenation: the final model).
+- Triangle parallel attention (eq. 18): the score of each position is computed once and a
+  lower-triangular mask gives the softmax over positions 0..k for every row k in one matrix
+  product, so one forward yields the representation of every prefix. Masked entries are
+  -inf (a literal 0 as printed in eq. 18 would still receive weight exp(0)).
+- Dwell: the converter's ``dwell`` (seconds to the next action of the same session). The dwell
+  of item i is only known once item i+1 is clicked, so step i sees the dwell of item i-1 (the
+  action gap before item i); the target's own dwell and the gap to the target are never used.
+  Bins: Scott's rule, width 3.49 * sigma * n^(-1/3), on the dwell of the TRAINING rows (the
+  dataset the model is built with, which RecBole and ``run_recbole_session`` give as the train
+  split); the width is a buffer, so it is saved in the checkpoint. Three special bins: padding,
+  unknown (the first position of a window) and session start.
+- Score (eq. 20): r_k . e_i + b_i with the item embedding shared between input and output and
+  a learned item bias; the user bias b_u is constant over the items of a ranking and the
+  item-by-dwell-bin bias b_{i,tbin} of eq. 9 would need the target's future dwell, so neither
+  is used. Eqs. 11-12 (taste evolution, survival time) are not part of the five evaluated
+  variants and are not built.
+- Losses (``loss_type``): ``BPR``, ``TOP1``, ``hinge`` (eqs. 21-23, with local negative
+  sampling) and ``CE`` (full softmax). Local negative sampling: per training sequence,
+  ``neg_sample_num`` negatives drawn (with replacement) from the items of the mini-batch in
+  proportion to their count in it, never an item of that user's training history; the
+  negatives of a sequence are shared by all of its positions.
+- ``train_regime: window`` trains every position of a sequence at once (with
+  :class:`recbole_session.data.dataset.ASARSDataset`, one window of ``MAX_ITEM_LIST_LENGTH``
+  per stretch of a user's training rows, each training target once); ``prefix`` keeps
+  RecBole's one-sample-per-prefix data and trains the last position only, as GRU4Rec.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+from torch.nn.init import xavier_normal_, xavier_uniform_
+
+VARIANTS = ("user_att", "user_cat", "time_att", "time_cat", "time_user")
+LOSS_TYPES = ("BPR", "TOP1", "hinge", "CE")
+RNN_TYPES = {"GRU": nn.GRU, "LSTM": nn.LSTM}
+TRAIN_REGIMES = ("window", "prefix")
+
+# how each variant joins the user profile and the dwell time (None: not used)
+USER_MODE = {"user_att": "att", "user_cat": "cat", "time_user": "cat"}
+DWELL_MODE = {"time_att": "att", "time_cat": "cat", "time_user": "att"}
+
+# dwell bin ids below the value bins
+PAD_BIN, UNKNOWN_BIN, SESSION_START_BIN = 0, 1, 2
+N_SPECIAL_BINS = 3
+
+# Scott's normal-reference constant: (24 * sqrt(pi)) ** (1/3) = 3.49 (paper eq. 8)
+SCOTT_CONSTANT = (24.0 * math.sqrt(math.pi)) ** (1.0 / 3.0)
+
+
+def scott_bin_width(values: np.ndarray) -> float:
+    """Scott's rule, 3.49 * sigma * n^(-1/3) (population sigma, as numpy's ``bins='scott'``).
+    A constant sample (sigma 0) gets width 1, i.e. a single value bin."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return 1.0
+    width = SCOTT_CONSTANT * float(values.std()) * values.size ** (-1.0 / 3.0)
+    return width if width > 0 else 1.0
+
+
+def triangle_attention(scores: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of every prefix at once (paper eq. 18).
+
+    ``scores``: (B, L), one score per position; ``values``: (B, L, H). Row k of the
+    lower-triangular weight matrix is the softmax of scores 0..k, so the output at k is the
+    attention-weighted sum over the prefix ending at k. Returns (outputs (B, L, H), weights
+    (B, L, L)). Rows beyond a sequence's length see only real positions below them, so they
+    stay finite; callers read rows < length only.
+    """
+    length = scores.size(1)
+    lower = torch.ones(length, length, dtype=torch.bool, device=scores.device).tril()
+    logits = scores.unsqueeze(1).expand(-1, length, -1).masked_fill(~lower, float("-inf"))
+    weights = torch.softmax(logits, dim=-1)
+    return torch.bmm(weights, values), weights
+
+
+def sample_local_negatives(
+    users: torch.Tensor,
+    batch_items: torch.Tensor,
+    history_keys: torch.Tensor,
+    n_items: int,
+    num: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Local negative sampling (paper section 2.4).
+
+    ``users``: (B,) user ids; ``batch_items``: 1-D tensor of every item occurrence of the
+    mini-batch (padding excluded); ``history_keys``: sorted unique ``user * n_items + item``
+    of the training rows. Returns (B, num) items drawn with replacement in proportion to their
+    count in ``batch_items``, never an item of the row's user history. A row whose user has
+    seen every item of the batch falls back to uniform over the items outside its history.
+    """
+    candidates, counts = torch.unique(batch_items, return_counts=True)
+    weights = counts.to(torch.float).unsqueeze(0).expand(users.size(0), -1)
+    seen = _in_history(users, candidates, history_keys, n_items)
+    weights = weights.masked_fill(seen, 0.0)
+    empty = weights.sum(dim=1) == 0
+    drawn = torch.empty(users.size(0), num, dtype=torch.long, device=users.device)
+    if (~empty).any():
+        index = torch.multinomial(weights[~empty], num, replacement=True, generator=generator)
+        drawn[~empty] = candidates[index]
+    if empty.any():
+        every = torch.arange(1, n_items, device=users.device)
+        allowed = ~_in_history(users[empty], every, history_keys, n_items)
+        if not allowed.any(dim=1).all():
+            raise ValueError("local negative sampling: a user has interacted with every item")
+        index = torch.multinomial(allowed.to(torch.float), num, replacement=True, generator=generator)
+        drawn[empty] = every[index]
+    return drawn
+
+
+def _in_history(users: torch.Tensor, items: torch.Tensor, history_keys: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(len(users), len(items)) bool: is (user, item) among the sorted ``history_keys``."""
+    keys = users.unsqueeze(1) * n_items + items.unsqueeze(0)
+    if history_keys.numel() == 0:
+        return torch.zeros_like(keys, dtype=torch.bool)
+    pos = torch.searchsorted(history_keys, keys).clamp(max=history_keys.numel() - 1)
+    return history_keys[pos] == keys
+
+
+class ASARS(SequentialRecommender):
+    r"""ASARS: session RNN (GRU/LSTM, hidden state reset at session boundaries or carried) with
+    a user long-term profile and dwell-time attention joined by triangle parallel attention,
+    predicting the next item at every position of a sequence in one forward pass."""
+
+    # negatives are drawn inside the model (local negative sampling), never by RecBole
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+
+        self.variant = config["variant"]
+        if self.variant not in VARIANTS:
+            raise ValueError(f"ASARS: variant '{self.variant}' is not one of {', '.join(VARIANTS)}")
+        self.rnn_type = str(config["rnn_type"]).upper()
+        if self.rnn_type not in RNN_TYPES:
+            raise ValueError(f"ASARS: rnn_type '{config['rnn_type']}' is not GRU or LSTM")
+        self.loss_type = config["loss_type"]
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"ASARS: loss_type '{self.loss_type}' is not one of {', '.join(LOSS_TYPES)}")
+        self.train_regime = config["train_regime"]
+        if self.train_regime not in TRAIN_REGIMES:
+            raise ValueError(f"ASARS: train_regime '{self.train_regime}' is not window or prefix")
+        neg_args = config["train_neg_sample_args"] or {}
+        if neg_args.get("distribution", "none") != "none":
+            raise ValueError(
+                "ASARS draws its own negatives (local negative sampling): set "
+                "train_neg_sample_args to None (ASARS.yaml does)"
+            )
+
+        self.embedding_size = config["embedding_size"]
+        self.hidden_size = config["hidden_size"]
+        self.num_layers = config["num_layers"]
+        self.dropout_prob = config["dropout_prob"]
+        self.user_embedding_size = config["user_embedding_size"]
+        self.dwell_embedding_size = config["dwell_embedding_size"]
+        self.reset_at_session = bool(config["reset_hidden_at_session"])
+        self.neg_sample_num = config["neg_sample_num"]
+        self.hinge_margin = config["hinge_margin"]
+        self.user_mode = USER_MODE.get(self.variant)
+        self.dwell_mode = DWELL_MODE.get(self.variant)
+
+        suffix = config["LIST_SUFFIX"]
+        self.SESSION_ID = config["SESSION_ID_FIELD"]
+        self.DWELL = config["DWELL_FIELD"]
+        self.TIME = config["TIME_FIELD"]
+        self.SESSION_SEQ = f"{self.SESSION_ID}{suffix}" if self.SESSION_ID else None
+        self.DWELL_SEQ = f"{self.DWELL}{suffix}" if self.DWELL else None
+        self.TIME_SEQ = f"{self.TIME}{suffix}"
+        needed = []
+        if self.reset_at_session or self.dwell_mode:
+            needed.append(("SESSION_ID_FIELD", self.SESSION_SEQ))
+        if self.dwell_mode:
+            needed.append(("DWELL_FIELD", self.DWELL_SEQ))
+        for key, field in needed:
+            if field is None or field not in dataset.field2type:
+                raise ValueError(
+                    f"ASARS ({self.variant}, reset_hidden_at_session={self.reset_at_session}) needs "
+                    f"the {key} list field '{field}' in dataset '{config['dataset']}'; load it with "
+                    f"load_col or set {key}"
+                )
+
+        users, items, dwell = self._training_rows(dataset)
+        # (user, item) pairs of the training rows, for local negative sampling
+        self.register_buffer(
+            "history_keys", torch.unique(users * self.n_items + items), persistent=False
+        )
+
+        # layers
+        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        self.item_bias = nn.Parameter(torch.zeros(self.n_items))
+        self.emb_dropout = nn.Dropout(self.dropout_prob)
+        rnn_class = RNN_TYPES[self.rnn_type]
+        rnn_input = self.embedding_size
+        if self.dwell_mode:
+            width = scott_bin_width(dwell)
+            value_bins = min(int(dwell.max() // width) + 1 if dwell.size else 1, config["dwell_max_bins"])
+            self.register_buffer("dwell_bin_width", torch.tensor(width, dtype=torch.float64))
+            self.register_buffer("dwell_value_bins", torch.tensor(value_bins, dtype=torch.long))
+            self.dwell_embedding = nn.Embedding(
+                value_bins + N_SPECIAL_BINS, self.dwell_embedding_size, padding_idx=PAD_BIN
+            )
+        if self.dwell_mode == "cat":
+            rnn_input += self.dwell_embedding_size
+        self.session_rnn = rnn_class(
+            input_size=rnn_input, hidden_size=self.hidden_size, num_layers=self.num_layers, batch_first=True
+        )
+        if self.dwell_mode == "att":
+            self.dwell_rnn = rnn_class(
+                input_size=self.dwell_embedding_size, hidden_size=self.hidden_size,
+                num_layers=self.num_layers, batch_first=True,
+            )
+            self.dwell_attention = nn.Linear(self.hidden_size, self.hidden_size)  # W_s, b_s (eq. 15)
+        if self.user_mode:
+            self.user_embedding = nn.Embedding(dataset.num(self.USER_ID), self.user_embedding_size)
+        if self.user_mode == "att":
+            self.user_attention = nn.Linear(self.hidden_size, self.user_embedding_size)  # eq. 19
+        fc_input = self.hidden_size + (self.user_embedding_size if self.user_mode else 0)
+        self.dense = nn.Linear(fc_input, self.embedding_size)
+
+        self.apply(self._init_weights)
+
+    # ------------------------------------------------------------------ set-up
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding):
+            xavier_normal_(module.weight)
+        elif isinstance(module, nn.Linear):
+            xavier_normal_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.GRU, nn.LSTM)):
+            for name, param in module.named_parameters():
+                if name.startswith("weight"):
+                    xavier_uniform_(param)
+
+    def _training_rows(self, dataset) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Users, items and dwell of the distinct rows the dataset's samples are built from.
+
+        A row appears in many samples (as a target and inside later item lists, or once per
+        window), so rows are made distinct by (user, time, item); this works for RecBole's
+        prefix samples and for ASARS windows alike.
+        """
+        feat = dataset.inter_feat
+        length = feat[self.ITEM_SEQ_LEN]
+        valid = torch.arange(feat[self.ITEM_SEQ].size(1)).unsqueeze(0) < length.unsqueeze(1)
+        user = feat[self.USER_ID]
+        users = torch.cat([user.unsqueeze(1).expand_as(valid)[valid], user])
+        items = torch.cat([feat[self.ITEM_SEQ][valid], feat[self.ITEM_ID]])
+        if self.dwell_mode is None:
+            return users, items, np.zeros(0)
+        times = torch.cat([feat[self.TIME_SEQ][valid], feat[self.TIME]])
+        dwell = torch.cat([feat[self.DWELL_SEQ][valid], feat[self.DWELL]])
+        rows = np.stack([users.numpy(), items.numpy(), times.numpy().astype(np.float64)], axis=1)
+        _, first = np.unique(rows, axis=0, return_index=True)
+        return users, items, dwell.numpy().astype(np.float64)[first]
+
+    # ------------------------------------------------------------------ forward
+    def _session_starts(self, interaction, item_seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) bool: True where a session begins (position 0 always)."""
+        starts = torch.zeros_like(item_seq, dtype=torch.bool)
+        starts[:, 0] = True
+        if self.SESSION_SEQ in interaction:
+            session = interaction[self.SESSION_SEQ]
+            starts[:, 1:] = session[:, 1:] != session[:, :-1]
+        return starts
+
+    def _run_rnn(self, rnn: nn.RNNBase, x: torch.Tensor, item_seq_len: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """RNN outputs (B, L, H). With the reset switch, every session of every sequence runs as
+        its own sequence starting from a zero state (the paper's reset when switching
+        sessions), all in one call; without it the state is carried over the whole window."""
+        if not self.reset_at_session:
+            return rnn(x)[0]
+        batch, length, dim = x.shape
+        valid = torch.arange(length, device=x.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
+        flat_valid = valid.reshape(-1)
+        flat_starts = (starts & valid).reshape(-1)
+        segment = torch.cumsum(flat_starts.long(), 0) - 1  # segment id of each flat position
+        first = torch.nonzero(flat_starts).squeeze(1)  # flat position where each segment begins
+        flat_pos = torch.arange(batch * length, device=x.device)
+        seg = segment[flat_valid]
+        offset = flat_pos[flat_valid] - first[seg]
+        padded = x.new_zeros(first.numel(), int(offset.max()) + 1, dim)
+        padded[seg, offset] = x.reshape(-1, dim)[flat_valid]
+        # trailing padding never reaches the earlier outputs of a one-directional RNN, so the
+        # padded batch needs no packing (on CPU, packed backward was 2x slower than padded)
+        out_seg, _ = rnn(padded)
+        out = x.new_zeros(batch * length, out_seg.size(-1))
+        out[flat_valid] = out_seg[seg, offset]
+        return out.view(batch, length, -1)
+
+    def dwell_bins(self, interaction, item_seq: torch.Tensor, item_seq_len: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """(B, L) dwell bin ids: step i gets the dwell of item i-1 (the gap before item i)."""
+        dwell = interaction[self.DWELL_SEQ].to(torch.float64)
+        value = torch.floor(dwell[:, :-1] / self.dwell_bin_width).clamp(0, int(self.dwell_value_bins) - 1)
+        bins = torch.full_like(item_seq, UNKNOWN_BIN)
+        bins[:, 1:] = torch.where(starts[:, 1:], SESSION_START_BIN, value.long() + N_SPECIAL_BINS)
+        valid = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
+        return bins.masked_fill(~valid, PAD_BIN)
+
+    def forward(self, interaction) -> torch.Tensor:
+        """Representation r_k (B, L, embedding_size) of every prefix; row k predicts item k+1."""
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        starts = self._session_starts(interaction, item_seq)
+        x = self.item_embedding(item_seq)
+        if self.dwell_mode:
+            dwell_emb = self.dwell_embedding(self.dwell_bins(interaction, item_seq, item_seq_len, starts))
+        if self.dwell_mode == "cat":
+            x = torch.cat([x, dwell_emb], dim=-1)
+        h_session = self._run_rnn(self.session_rnn, self.emb_dropout(x), item_seq_len, starts)
+
+        if self.dwell_mode == "att":
+            h_time = self._run_rnn(self.dwell_rnn, self.emb_dropout(dwell_emb), item_seq_len, starts)
+            p = torch.tanh(self.dwell_attention(h_time))  # eq. 15
+            rep, _ = triangle_attention((p * h_session).sum(-1), h_session)  # eqs. 16-18
+        elif self.user_mode == "att":
+            user = self.user_embedding(interaction[self.USER_ID])
+            p = torch.tanh(self.user_attention(h_session))
+            rep, _ = triangle_attention((p * user.unsqueeze(1)).sum(-1), h_session)  # eq. 19
+        else:
+            rep = h_session
+        if self.user_mode:
+            user = self.user_embedding(interaction[self.USER_ID])
+            rep = torch.cat([rep, user.unsqueeze(1).expand(-1, rep.size(1), -1)], dim=-1)
+        return self.dense(rep)
+
+    # ------------------------------------------------------------------ training
+    def _targets(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) next item of every position and the (B, L) mask of positions trained on."""
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        last = (item_seq_len - 1).unsqueeze(1)
+        targets = torch.cat([item_seq[:, 1:], torch.zeros_like(item_seq[:, :1])], dim=1)
+        targets = targets.scatter(1, last, interaction[self.POS_ITEM_ID].unsqueeze(1))
+        positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
+        if self.train_regime == "window":
+            mask = positions < item_seq_len.unsqueeze(1)
+        else:
+            mask = positions == last
+        return targets, mask
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        reps = self.forward(interaction)
+        targets, mask = self._targets(interaction)
+        if self.loss_type == "CE":
+            logits = reps[mask] @ self.item_embedding.weight.t() + self.item_bias
+            return F.cross_entropy(logits, targets[mask])
+
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        valid = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
+        negatives = sample_local_negatives(
+            interaction[self.USER_ID],
+            torch.cat([item_seq[valid], interaction[self.POS_ITEM_ID]]),
+            self.history_keys,
+            self.n_items,
+            self.neg_sample_num,
+        )
+        pos = (reps * self.item_embedding(targets)).sum(-1) + self.item_bias[targets]  # (B, L)
+        neg = torch.bmm(reps, self.item_embedding(negatives).transpose(1, 2))  # (B, L, N)
+        neg = neg + self.item_bias[negatives].unsqueeze(1)
+        pos, neg = pos[mask].unsqueeze(1), neg[mask]
+        if self.loss_type == "BPR":  # eq. 21
+            return -F.logsigmoid(pos - neg).mean()
+        if self.loss_type == "TOP1":  # eq. 22, as GRU4Rec's TOP1
+            return (torch.sigmoid(neg - pos) + torch.sigmoid(neg**2)).mean()
+        return torch.clamp(self.hinge_margin - (pos - neg), min=0).mean()  # hinge, eq. 23
+
+    # ------------------------------------------------------------------ evaluation
+    def _last(self, interaction) -> torch.Tensor:
+        return self.gather_indexes(self.forward(interaction), interaction[self.ITEM_SEQ_LEN] - 1)
+
+    def predict(self, interaction) -> torch.Tensor:
+        item = interaction[self.ITEM_ID]
+        return (self._last(interaction) * self.item_embedding(item)).sum(-1) + self.item_bias[item]
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        return self._last(interaction) @ self.item_embedding.weight.t() + self.item_bias

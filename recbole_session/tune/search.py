@@ -1,0 +1,375 @@
+"""The search driver: Ray instance, Tuner, resume, and the outputs.
+
+Layout of an output folder::
+
+    search.json     the settings of the search (what --resume continues)
+    space.yaml      a copy of the search space
+    ray/search/     Ray Tune's experiment (one folder per trial, with RecBole's log)
+    ray_tmp/        Ray's temporary files, when this search started the Ray instance
+    results.csv, best.yaml, summary.md, plot_<key>.png   (see recbole_session.tune.report)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import recbole_session
+from recbole_session.quick_start import (
+    UsageError,
+    check_override_types,
+    ensure_atomic_files,
+    make_config,
+)
+from recbole_session.tune.report import quiet_analysis, write_outputs
+from recbole_session.tune.space import (
+    SearchSpace,
+    SearchSpaceError,
+    default_space_file,
+    load_space,
+    parse_space,
+)
+from recbole_session.tune.trainable import SCORE, TrialSetup, run_trial
+
+SCHEDULERS = ("asha", "fifo")
+# ASHA: evaluations a trial always gets, and the fraction (1/factor) kept at each rung (Ray's defaults)
+ASHA_GRACE_PERIOD = 1
+ASHA_REDUCTION_FACTOR = 4
+EXPERIMENT = "search"
+SETTINGS_FILE = "search.json"
+SPACE_COPY = "space.yaml"
+# Ray's socket files live under its temp folder: AF_UNIX paths are limited to 107 bytes, and
+# Ray appends about 64 characters (session_<date>_<time>_<pid>/sockets/plasma_store).
+RAY_SOCKET_SUFFIX = 64
+AF_UNIX_PATH_MAX = 107
+# keys that describe the data: searching one of them means each trial builds its own dataset
+DATA_KEYS = frozenset({"eval_args", "seed", "repeatable", "benchmark_filename"})
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchSettings:
+    """Everything that defines a search; saved as ``search.json`` for ``--resume``."""
+
+    model: str
+    dataset: str
+    space_file: str
+    config_files: list[str]
+    overrides: dict[str, Any]
+    num_samples: int = 1
+    scheduler: str = "asha"
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+    max_concurrent: int | None = None
+    grace_period: int = ASHA_GRACE_PERIOD
+    reduction_factor: int = ASHA_REDUCTION_FACTOR
+    keep_checkpoints: bool = False
+
+
+@dataclass
+class SearchResult:
+    """What :func:`tune_model` returns: one row per trial (best first), the best trial's
+    configuration, the output folder and whether the search was interrupted."""
+
+    output: Path
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    interrupted: bool
+    files: list[Path]
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return counts
+
+
+def package_root() -> str:
+    """The folder that holds the ``recbole_session`` this process imported (a source checkout
+    or site-packages), so that local Ray workers import the same copy."""
+    return str(Path(recbole_session.__file__).resolve().parent.parent)
+
+
+def ray_temp_dir(output: Path) -> tuple[str, bool]:
+    """``<output>/ray_tmp`` when its socket paths fit AF_UNIX's limit, else a short folder under
+    the system temp dir; the flag says whether the short fallback was taken."""
+    preferred = (output / "ray_tmp").resolve()
+    if len(str(preferred)) + RAY_SOCKET_SUFFIX <= AF_UNIX_PATH_MAX:
+        preferred.mkdir(parents=True, exist_ok=True)
+        return str(preferred), False
+    return tempfile.mkdtemp(prefix="rbs-ray-"), True
+
+
+def start_ray(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    temp_dir: str | None = None,
+) -> bool:
+    """Join the Ray cluster at ``address`` (``auto``, ``host:port`` or ``ray://host:port``), or
+    start a local instance (no dashboard) whose workers import this process's copy of
+    ``recbole_session``. Does nothing if Ray is already initialised in this process.
+    Returns whether this call started or joined Ray (and so should shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.WARNING, "include_dashboard": False}
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+        return True
+    pythonpath = os.pathsep.join(p for p in (package_root(), os.environ.get("PYTHONPATH")) if p)
+    # ray 2.6.3 imports the deprecated pkg_resources in every worker: keep that one warning
+    # out of the trials' output
+    warnings = os.pathsep.join(
+        w for w in (os.environ.get("PYTHONWARNINGS"), "ignore:pkg_resources is deprecated:UserWarning") if w
+    )
+    ray.init(
+        num_cpus=num_cpus or os.cpu_count(),
+        num_gpus=num_gpus,
+        _temp_dir=temp_dir,
+        runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "PYTHONWARNINGS": warnings}},
+        **quiet,
+    )
+    return True
+
+
+def _check_local_resources(settings: SearchSettings, num_cpus: int | None) -> None:
+    """A trial that asks for more than the local Ray instance has would wait forever."""
+    import ray
+
+    if ray.is_initialized():
+        resources = ray.cluster_resources()
+        cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    else:
+        import torch
+
+        cpus = num_cpus or os.cpu_count() or 1
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if settings.cpus_per_trial > cpus:
+        raise UsageError(f"--cpus-per-trial={settings.cpus_per_trial} but the local Ray instance has {cpus:g} CPUs")
+    if settings.gpus_per_trial > gpus:
+        raise UsageError(f"--gpus-per-trial={settings.gpus_per_trial} but the local Ray instance has {gpus:g} GPUs")
+
+
+def _data_keys(config) -> set[str]:
+    return set(config.parameters["Dataset"]) | DATA_KEYS
+
+
+def _check_settings(settings: SearchSettings, space: SearchSpace):
+    """Validate names, overrides and options before Ray starts; returns the driver's Config."""
+    if settings.scheduler not in SCHEDULERS:
+        raise UsageError(f"unknown scheduler '{settings.scheduler}' (choose from {', '.join(SCHEDULERS)})")
+    if settings.num_samples < 1:
+        raise UsageError(f"--num-samples must be at least 1, got {settings.num_samples}")
+    if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
+        raise UsageError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    config = make_config(settings.model, settings.dataset, settings.config_files or None, settings.overrides)
+    check_override_types(config, settings.overrides)
+    if int(config["eval_step"]) < 1:
+        raise UsageError("a search needs a validation score: set eval_step >= 1")
+    clash = sorted(set(space.params) & set(settings.overrides))
+    if clash:
+        raise UsageError(f"{', '.join(clash)} is both searched ({space.file}) and fixed by an override")
+    return config
+
+
+def _shared_dataset(config, space: SearchSpace) -> bytes | None:
+    """Build the RecBole dataset once in the driver and pickle it for Ray's object store, unless
+    the search varies a key that changes the dataset."""
+    varied = sorted(set(space.params) & _data_keys(config))
+    if varied:
+        logger.warning("searching %s, which change the dataset: every trial builds its own", ", ".join(varied))
+        return None
+    from recbole_session.utils import create_dataset
+
+    return pickle.dumps(create_dataset(config))
+
+
+def _scheduler(settings: SearchSettings, config):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if settings.scheduler == "fifo":
+        return FIFOScheduler()
+    # one report per evaluation: a trial that trains to the end reports this many times
+    evaluations = math.ceil(int(config["epochs"]) / int(config["eval_step"]))
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max(1, evaluations),
+        grace_period=max(1, min(settings.grace_period, evaluations)),
+        reduction_factor=settings.reduction_factor,
+    )
+
+
+def _trainable(settings: SearchSettings, blob: bytes | None):
+    from ray import tune
+
+    setup = TrialSetup(
+        settings.model, settings.dataset, tuple(settings.config_files), settings.overrides,
+        settings.keep_checkpoints,
+    )
+    trainable = tune.with_parameters(run_trial, setup=setup, dataset_blob=blob)
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    return tune.with_resources(trainable, resources)
+
+
+def _trial_dirname(trial) -> str:
+    # short names: the default one lists every parameter and can exceed path limits
+    return f"trial_{trial.trial_id}"
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _prepare_settings(settings: SearchSettings) -> SearchSettings:
+    """Make every path absolute: Ray runs each trial inside its own folder."""
+    overrides = dict(settings.overrides)
+    for key in ("data_path", "dataset_save_path"):
+        if overrides.get(key):
+            overrides[key] = _absolute(overrides[key])
+    settings.overrides = overrides
+    settings.config_files = [_absolute(f) for f in settings.config_files]
+    settings.space_file = _absolute(settings.space_file)
+    return settings
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_settings(output: str | Path) -> SearchSettings:
+    file = Path(output) / SETTINGS_FILE
+    try:
+        return SearchSettings(**json.loads(file.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise UsageError(f"nothing to resume in {output}: no {SETTINGS_FILE} (start the search without --resume)") from None
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{file}: not a search settings file ({err})") from None
+
+
+def tune_model(
+    model: str | None = None,
+    dataset: str | None = None,
+    space: str | Path | None = None,
+    *,
+    num_samples: int = 1,
+    scheduler: str = "asha",
+    cpus_per_trial: float = 1,
+    gpus_per_trial: float = 0,
+    max_concurrent: int | None = None,
+    grace_period: int = ASHA_GRACE_PERIOD,
+    reduction_factor: int = ASHA_REDUCTION_FACTOR,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    resume: bool = False,
+    output: str | Path | None = None,
+    config_file_list: list[str] | None = None,
+    config_dict: dict[str, Any] | None = None,
+    keep_checkpoints: bool = False,
+    verbose: int = 1,
+) -> SearchResult:
+    """Run (or with ``resume=True`` continue) a Ray Tune search of ``model`` on ``dataset``.
+
+    ``space`` is a search-space yaml (default ``properties/tune/<model>.yaml``);
+    ``config_dict`` holds RecBole keys fixed for every trial (``{"epochs": 10}``). Without
+    ``address`` a local Ray instance is started (``num_cpus`` CPUs, default all) with its
+    temporary files under ``output``, unless Ray is already initialised in this process.
+    Each trial reserves ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs. With
+    ``resume=True`` the settings are read back from ``output`` (the other arguments, if given,
+    must match) and finished trials are not run again.
+    """
+    from ray import tune
+    from ray.air import FailureConfig, RunConfig
+
+    if output is None:
+        if resume:
+            raise UsageError("resume needs the output folder of the search to continue")
+        output = f"ray_results/{model}-{dataset}"
+    output = Path(output).resolve()
+    experiment = output / "ray" / EXPERIMENT
+    if resume:
+        settings = load_settings(output)
+        for name, given in (("model", model), ("dataset", dataset)):
+            if given is not None and given != getattr(settings, name):
+                raise UsageError(f"{output} holds a search of {name} '{getattr(settings, name)}', not '{given}'")
+        if space is not None and _absolute(str(space)) != settings.space_file:
+            raise UsageError(f"{output} was searched over {settings.space_file}; --resume cannot change the space")
+        if not tune.Tuner.can_restore(str(experiment)):
+            raise UsageError(f"nothing to resume in {output}: no Ray Tune experiment in {experiment}")
+        space_obj = parse_space((output / SPACE_COPY).read_text(encoding="utf-8"), settings.space_file)
+    else:
+        if model is None or dataset is None:
+            raise UsageError("give a model and a dataset")
+        if (output / SETTINGS_FILE).exists():
+            raise UsageError(f"{output} already holds a search: continue it with --resume or choose another --output")
+        space_file = Path(space) if space is not None else default_space_file(model)
+        if space is None and not space_file.is_file():
+            raise UsageError(f"no search space for {model}: give one with --space (none at {space_file})")
+        try:
+            space_obj = load_space(space_file)
+        except SearchSpaceError as err:
+            raise UsageError(str(err)) from None
+        settings = _prepare_settings(SearchSettings(
+            model, dataset, str(space_file), list(config_file_list or []), dict(config_dict or {}),
+            num_samples, scheduler, cpus_per_trial, gpus_per_trial, max_concurrent, grace_period,
+            reduction_factor, keep_checkpoints,
+        ))
+    config = _check_settings(settings, space_obj)
+    import ray
+
+    start_local = not address and not ray.is_initialized()
+    if not address:  # a joined cluster may scale up; a local instance never does
+        _check_local_resources(settings, num_cpus)
+    # convert the dataset once, before any trial starts
+    ensure_atomic_files(config)
+    if not resume:
+        output.mkdir(parents=True, exist_ok=True)
+        tmp = output / (SPACE_COPY + ".tmp")
+        tmp.write_text(Path(settings.space_file).read_text(encoding="utf-8"), encoding="utf-8")
+        os.replace(tmp, output / SPACE_COPY)
+        _write_json(output / SETTINGS_FILE, asdict(settings))
+
+    temp_dir, short = ray_temp_dir(output) if start_local else (None, False)
+    started = start_ray(address, num_cpus, None, temp_dir)
+    if short:
+        print(f"Ray's temporary files are in {temp_dir}: {output}/ray_tmp is too deep for its socket paths", file=sys.stderr)
+    try:
+        trainable = _trainable(settings, _shared_dataset(config, space_obj))
+        mode = "max" if config["valid_metric_bigger"] else "min"
+        if resume:
+            tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=space_obj.to_ray(),
+                tune_config=tune.TuneConfig(
+                    metric=SCORE, mode=mode, scheduler=_scheduler(settings, config),
+                    num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent,
+                    trial_dirname_creator=_trial_dirname,
+                ),
+                run_config=RunConfig(
+                    name=EXPERIMENT, storage_path=str(output / "ray"), verbose=verbose,
+                    # a failing trial is recorded and the search goes on
+                    failure_config=FailureConfig(max_failures=0, fail_fast=False),
+                ),
+            )
+        with quiet_analysis():
+            tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    return write_outputs(output, settings, space_obj, config)

@@ -1,0 +1,182 @@
+"""Search spaces in yaml: one file per model, one entry per hyper-parameter.
+
+.. code-block:: yaml
+
+    hidden_size: {grid: [8, 16, 32]}          # every value, in every sample (Ray's grid_search)
+    n_heads: {choice: [1, 2, 4, 8]}           # one value drawn per sample
+    dropout_prob: {uniform: [0.1, 0.5]}       # drawn uniformly from [low, high]
+    learning_rate: {loguniform: [1e-4, 1e-2]} # drawn uniformly in log space, 0 < low < high
+
+A grid multiplies the trials (every grid combination, ``num_samples`` times); choice,
+uniform and loguniform are drawn once per trial. Bad files raise :class:`SearchSpaceError`
+naming the file, line and key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KINDS = ("grid", "choice", "uniform", "loguniform")
+
+# Keys that name the run rather than a hyper-parameter: the search sets them itself.
+RESERVED_KEYS = frozenset(
+    {"model", "dataset", "data_path", "checkpoint_dir", "gpu_id", "use_gpu", "local_rank",
+     "show_progress", "state", "nproc", "world_size", "ip", "port", "offset"}
+)
+
+
+class SearchSpaceError(ValueError):
+    """A search-space file that cannot be used; the message names file, line and key."""
+
+
+class _SpaceLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as RecBole's Config does."""
+
+
+_SpaceLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse yaml the way RecBole's Config parses its files (``1e-4`` is a float)."""
+    return yaml.load(text, Loader=_SpaceLoader)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched hyper-parameter: its kind (one of :data:`KINDS`) and arguments."""
+
+    name: str
+    kind: str
+    args: tuple
+    line: int
+
+    @property
+    def values(self) -> tuple | None:
+        """The finite set of values of a grid or choice, else ``None``."""
+        return self.args if self.kind in ("grid", "choice") else None
+
+    @property
+    def log_scale(self) -> bool:
+        return self.kind == "loguniform"
+
+    def to_ray(self) -> Any:
+        from ray import tune
+
+        if self.kind == "grid":
+            return tune.grid_search(list(self.args))
+        if self.kind == "choice":
+            return tune.choice(list(self.args))
+        if self.kind == "uniform":
+            return tune.uniform(*self.args)
+        return tune.loguniform(*self.args)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A parsed search-space file."""
+
+    file: str
+    params: dict[str, Param] = field(default_factory=dict)
+
+    def to_ray(self) -> dict[str, Any]:
+        """The ``param_space`` of a :class:`ray.tune.Tuner`."""
+        return {name: param.to_ray() for name, param in self.params.items()}
+
+    def grid_size(self) -> int:
+        """Trials per sample: the product of the grid sizes (1 without a grid)."""
+        return math.prod(len(p.args) for p in self.params.values() if p.kind == "grid")
+
+    def __iter__(self):
+        return iter(self.params)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_args(where: str, kind: str, args: Any) -> tuple:
+    if not isinstance(args, list) or not args:
+        raise SearchSpaceError(f"{where}: {kind} needs a non-empty list, got {args!r}")
+    if kind in ("grid", "choice"):
+        seen = []
+        for value in args:
+            if value in seen:
+                raise SearchSpaceError(f"{where}: {kind} lists {value!r} twice")
+            seen.append(value)
+        return tuple(args)
+    if len(args) != 2 or not all(_is_number(v) for v in args):
+        raise SearchSpaceError(f"{where}: {kind} needs [low, high] (two numbers), got {args!r}")
+    low, high = args
+    if not low < high:
+        raise SearchSpaceError(f"{where}: {kind} needs low < high, got {args!r}")
+    if kind == "loguniform" and low <= 0:
+        raise SearchSpaceError(f"{where}: loguniform needs 0 < low, got {args!r}")
+    return (float(low), float(high))
+
+
+def parse_space(text: str, file: str = "<string>") -> SearchSpace:
+    """Parse the yaml text of a search space; ``file`` names it in error messages."""
+    try:
+        root = yaml.compose(text, Loader=_SpaceLoader)
+        data = load_yaml(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        raise SearchSpaceError(f"{file}{line}: not valid yaml: {getattr(err, 'problem', err)}") from None
+    if root is None or data is None:
+        raise SearchSpaceError(f"{file}: the search space is empty: write one 'key: {{kind: args}}' per hyper-parameter")
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise SearchSpaceError(f"{file}, line {root.start_mark.line + 1}: a search space is a mapping of hyper-parameter names")
+    params = {}
+    for key_node, _ in root.value:
+        name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        line = key_node.start_mark.line + 1
+        where = f"{file}, line {line}, key '{name}'"
+        if name in params:
+            raise SearchSpaceError(f"{where}: '{name}' is given twice (line {params[name].line} too)")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SearchSpaceError(f"{where}: a hyper-parameter name must be a RecBole config key")
+        if name in RESERVED_KEYS:
+            raise SearchSpaceError(f"{where}: '{name}' is set by the search itself and cannot be searched")
+        spec = data[name]
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+            raise SearchSpaceError(
+                f"{where}: write exactly one of {', '.join(KINDS)}, e.g. '{name}: {{choice: [1, 2]}}'; got {spec!r}"
+            )
+        kind, args = next(iter(spec.items()))
+        params[name] = Param(name, kind, _check_args(where, kind, args), line)
+    return SearchSpace(file, params)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and parse a search-space yaml file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SearchSpaceError(f"{path}: cannot read the search space: {err.strerror}") from None
+    return parse_space(text, str(path))
+
+
+def default_space_file(model: str) -> Path:
+    """``properties/tune/<Model>.yaml`` of this package."""
+    from recbole_session.config import properties_dir
+
+    return properties_dir() / "tune" / f"{model}.yaml"

@@ -1,0 +1,275 @@
+"""SRIEM: the importance extraction module against hand computations, padding on either side,
+the paper's settings, and end-to-end runs through RecBole's own Trainer on a tiny
+DIGINETICA-shaped session-based dataset (SR-GNN benchmark file contract)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from recbole.data import data_preparation
+from recbole.quick_start import load_data_and_model
+from session_data import (
+    CONTRACT_KEYS,
+    HEADER,
+    SessionShape,
+    contract_keys_for,
+    write_session_benchmark,
+)
+
+from recbole_session.config import properties_dir
+from recbole_session.model.sequential_recommender.sriem import SRIEM
+from recbole_session.quick_start import make_config, run_recbole_session
+from recbole_session.trainer import SRIEMTrainer
+from recbole_session.utils import create_dataset, get_model, get_trainer
+
+DATASET = "diginetica-synth"
+TINY = SessionShape(n_sessions=600, n_items=120, n_topics=8)
+SMALL_MODEL = {"embedding_size": 16, "attention_size": 8}
+
+
+@pytest.fixture(scope="module")
+def session_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("session_based")
+    write_session_benchmark(root, DATASET, TINY)
+    return root
+
+
+@pytest.fixture
+def run_config(session_root, workdir) -> dict:
+    return {
+        "data_path": str(session_root),
+        "checkpoint_dir": str(workdir / "saved"),
+        "epochs": 1,
+        "eval_batch_size": 512,
+        "show_progress": False,
+        "state": "WARNING",
+        "use_gpu": False,
+        "metrics": ["Recall", "MRR"],
+        "topk": [10, 20],
+        **SMALL_MODEL,
+    }
+
+
+@pytest.fixture(scope="module")
+def dataset(session_root):
+    config = make_config(
+        "SRIEM", DATASET, config_dict={"data_path": str(session_root), "use_gpu": False}
+    )
+    return config, create_dataset(config)
+
+
+def build(dataset, **overrides) -> SRIEM:
+    config, data = dataset
+    saved = {key: config[key] for key in overrides}
+    for key, value in {**SMALL_MODEL, **overrides}.items():
+        config[key] = value
+    try:
+        torch.manual_seed(0)
+        return SRIEM(config, data)
+    finally:
+        for key, value in saved.items():
+            config[key] = value
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def hand_importance(model: SRIEM, items: list[int], form: str) -> tuple[np.ndarray, np.ndarray]:
+    """Eqs. (1)-(5) (or the authors' code) in float64 numpy, for one session without padding."""
+    emb = model.item_embedding.weight.detach().double().numpy()[items]
+    wq = model.query.weight.detach().double().numpy()
+    wk = model.key.weight.detach().double().numpy()
+    d, t = emb.shape[1], len(items)
+    if form == "paper":
+        q, k = sigmoid(emb @ wq.T), sigmoid(emb @ wk.T)
+        c = sigmoid(q @ k.T) / math.sqrt(d)
+        divisor = t
+    else:
+        q, k = emb @ wq.T, emb @ wk.T
+        c = sigmoid(q @ k.T / math.sqrt(d))
+        divisor = max(t - 1, 1)
+    alpha = np.array([sum(c[i, j] for j in range(t) if j != i) / divisor for i in range(t)])
+    beta = np.exp(alpha) / np.exp(alpha).sum()
+    return alpha, beta
+
+
+def popularity_recall_at_20(root: Path) -> float:
+    """Recall@20 on the test rows of always recommending the 20 most frequent training targets."""
+
+    def targets(part: str) -> list[str]:
+        lines = (root / DATASET / f"{DATASET}.{part}.inter").read_text().splitlines()[1:]
+        return [line.split("\t")[2] for line in lines]
+
+    top = {item for item, _ in Counter(targets("train")).most_common(20)}
+    test = targets("test")
+    return sum(item in top for item in test) / len(test)
+
+
+def importance_of(model: SRIEM, item_seq: torch.Tensor):
+    with torch.no_grad():
+        return model.importance(model.item_embedding(item_seq), item_seq.gt(0))
+
+
+def test_paper_settings_are_the_defaults(dataset):
+    config, _ = dataset
+    assert config["embedding_size"] == 200 and config["attention_size"] == 100
+    assert config["importance"] == "paper"
+    assert config["learner"] == "adam" and config["learning_rate"] == pytest.approx(1e-3)
+    assert config["lr_decay_step"] == 3 and config["lr_decay_rate"] == pytest.approx(0.1)
+    assert config["train_batch_size"] == 128 and config["weight_decay"] == pytest.approx(1e-5)
+    assert config["MAX_ITEM_LIST_LENGTH"] == 10 and config["loss_type"] == "CE"
+    assert config["train_neg_sample_args"]["distribution"] == "none"  # CE: no negative sampling
+    assert (properties_dir() / "model" / "SRIEM.yaml").is_file()
+    assert get_model("SRIEM") is SRIEM
+    assert get_trainer(config["MODEL_TYPE"], "SRIEM") is SRIEMTrainer
+
+
+def test_parameter_count(dataset):
+    _, data = dataset
+    model = build(dataset)
+    d, l_att, n = SMALL_MODEL["embedding_size"], SMALL_MODEL["attention_size"], data.item_num
+    assert sum(p.numel() for p in model.parameters()) == n * d + 2 * d * l_att + 2 * d * d
+    assert torch.all(model.item_embedding.weight[0] == 0)
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_importance_sums_to_one_and_skips_padding(dataset, form):
+    model = build(dataset, importance=form)
+    item_seq = torch.tensor(
+        [[5, 9, 13, 2, 0, 0], [7, 0, 0, 0, 0, 0], [3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0]]
+    )
+    mask = item_seq.gt(0)
+    alpha, beta = importance_of(model, item_seq)
+    assert not torch.isnan(beta).any() and not torch.isnan(alpha).any()
+    assert torch.allclose(beta.sum(dim=1)[:3], torch.ones(3))
+    assert torch.all(beta[~mask] == 0)
+    assert torch.all(beta[mask] > 0)
+    assert beta[1, 0].item() == pytest.approx(1.0)  # a session of one item
+    assert torch.all(beta[3] == 0)  # an all-padding row stays finite
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_importance_equals_hand_computation(dataset, form):
+    model = build(dataset, importance=form)
+    items = [11, 4, 27]
+    alpha, beta = importance_of(model, torch.tensor([items + [0, 0]]))
+    hand_alpha, hand_beta = hand_importance(model, items, form)
+    np.testing.assert_allclose(alpha[0, :3].double().numpy(), hand_alpha, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(beta[0, :3].double().numpy(), hand_beta, rtol=1e-5, atol=1e-7)
+    assert np.ptp(hand_beta) > 0  # the items are really weighed differently
+
+
+def test_masked_diagonal_removes_self_affinity(dataset):
+    model = build(dataset)
+    item_seq = torch.tensor([[11, 4, 27, 0], [6, 0, 0, 0]])
+    alpha, beta = importance_of(model, item_seq)
+
+    plain_affinity = model.affinity
+
+    def huge_self_affinity(emb):
+        return plain_affinity(emb) + 1e3 * torch.eye(emb.size(1))
+
+    def no_self_affinity(emb):
+        return plain_affinity(emb) * (1 - torch.eye(emb.size(1)))
+
+    model.affinity = huge_self_affinity
+    boosted_alpha, boosted_beta = importance_of(model, item_seq)
+    assert torch.equal(alpha, boosted_alpha) and torch.equal(beta, boosted_beta)
+    assert alpha[1, 0].item() == 0.0  # a lone item has no other item to be similar to
+
+    model.affinity = no_self_affinity
+    assert torch.equal(importance_of(model, item_seq)[0], alpha)
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_left_and_right_padding_give_the_same_output(dataset, form):
+    model = build(dataset, importance=form).eval()
+    sessions = [[5, 9, 13], [7], [3, 4, 5, 6, 7, 8], [21, 21]]
+    width = 8
+    right = torch.tensor([s + [0] * (width - len(s)) for s in sessions])
+    left = torch.tensor([[0] * (width - len(s)) + s for s in sessions])
+    lengths = torch.tensor([len(s) for s in sessions])
+    with torch.no_grad():
+        out_right, out_left = model(right, lengths), model(left, lengths)
+        alone = torch.cat([model(torch.tensor([s]), torch.tensor([len(s)])) for s in sessions])
+    assert torch.allclose(out_right, out_left, atol=1e-6)
+    assert torch.allclose(out_right, alone, atol=1e-6)
+    assert SRIEM.last_positions(right.gt(0)).tolist() == [2, 0, 5, 1]
+    assert SRIEM.last_positions(left.gt(0)).tolist() == [width - 1] * 4
+
+
+def test_bad_importance_form_is_rejected(dataset):
+    with pytest.raises(ValueError, match="importance"):
+        build(dataset, importance="mean")
+
+
+def test_step_decay_through_recbole_trainer(dataset, run_config):
+    config = make_config(
+        "SRIEM",
+        DATASET,
+        config_dict={**run_config, "epochs": 3, "lr_decay_step": 2, "train_batch_size": 512},
+    )
+    data = create_dataset(config)
+    train_data, valid_data, _ = data_preparation(config, data)
+    model = get_model("SRIEM")(config, train_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    seen = []
+    trainer.fit(
+        train_data,
+        valid_data,
+        saved=False,
+        callback_fn=lambda epoch, score: seen.append(trainer.optimizer.param_groups[0]["lr"]),
+    )
+    assert seen == pytest.approx([1e-3, 1e-3, 1e-4])
+    assert trainer.learning_rate_at(7) == pytest.approx(1e-6)
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_end_to_end_full_ranking(session_root, run_config, form):
+    result = run_recbole_session(
+        "SRIEM",
+        DATASET,
+        config_dict={**run_config, "epochs": 3, "learning_rate": 0.01, "importance": form},
+    )
+    test = result["test_result"]
+    assert set(test) == {"recall@10", "recall@20", "mrr@10", "mrr@20"}
+    assert all(0.0 <= value <= 1.0 for value in test.values())
+    assert test["recall@20"] >= test["recall@10"] and test["mrr@20"] >= test["mrr@10"]
+    # the sessions have strong item transitions: three epochs beat the 20 most popular items
+    assert test["recall@20"] > popularity_recall_at_20(session_root) + 0.1
+
+    if form == "paper":  # RecBole's own loader finds the model back from the checkpoint
+        config, model, _, _, _, test_data = load_data_and_model(result["model_file"])
+        assert isinstance(model, SRIEM) and config["importance"] == form
+        saved = torch.load(result["model_file"], map_location="cpu")["state_dict"]
+        assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_generator_writes_the_file_contract(session_root):
+    import yaml
+
+    keys = yaml.safe_load((properties_dir() / "dataset" / f"{DATASET}.yaml").read_text())
+    assert {k: keys[k] for k in CONTRACT_KEYS} == CONTRACT_KEYS
+    train_items = set()
+    for part in ("train", "valid", "test"):
+        lines = (session_root / DATASET / f"{DATASET}.{part}.inter").read_text().splitlines()
+        assert lines[0] == HEADER.rstrip("\n")
+        rows = [line.split("\t") for line in lines[1:]]
+        assert rows and all(len(row) == 3 for row in rows)
+        prefixes = [row[1].split(" ") for row in rows]
+        assert max(map(len, prefixes)) == TINY.max_prefix_length and min(map(len, prefixes)) == 1
+        items = {row[2] for row in rows} | {i for p in prefixes for i in p}
+        if part == "train":
+            train_items = items
+        else:  # SR-GNN protocol: no item unseen in training
+            assert items <= train_items
+    # a session-based dataset without a yaml of its own loads with the contract keys alone
+    assert (
+        contract_keys_for(DATASET) == {} and contract_keys_for("no-such-sessions") == CONTRACT_KEYS
+    )
