@@ -301,6 +301,9 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return Config._convert_config_dict(None, raw)
 
 
+_KIND = {bool: "True or False", int: "an integer", float: "a number"}
+
+
 def check_override_types(config: Config, overrides: dict[str, Any]) -> None:
     """An override whose default is a number or a bool must be one too (``--epochs=ten``
     would otherwise fail deep inside training)."""
@@ -316,7 +319,7 @@ def check_override_types(config: Config, overrides: dict[str, Any]) -> None:
             continue
         if not ok:
             raise UsageError(
-                f"bad override --{key}={value!r}: {key} expects a {type(default).__name__} (default {default!r})"
+                f"bad override --{key}={value!r}: {key} expects {_KIND[type(default)]} (default {default!r})"
             )
 
 

@@ -101,7 +101,7 @@ def test_anomaly_detection_is_off_after_import():
     [
         (["--model=NoSuchModel", "--dataset=ml-100k"], "NoSuchModel"),
         (["--model=GRU4Rec", "--dataset=no-such-data"], "unknown dataset 'no-such-data'"),
-        (["--model=GRU4Rec", "--dataset=ml-100k", "--epochs=ten"], "epochs expects a int"),
+        (["--model=GRU4Rec", "--dataset=ml-100k", "--epochs=ten"], "epochs expects an integer"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--epochs", "1"], "bad override '--epochs'"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--nproc=2"], "needs CUDA"),
     ],
