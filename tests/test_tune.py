@@ -355,7 +355,7 @@ def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
          "cannot read the search space"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--hidden_size=8", data, *out],
          "hidden_size is both searched"),
-        (["--model=GRU4Rec", "--dataset=ml-100k", "--epochs=ten", data, *out], "epochs expects a int"),
+        (["--model=GRU4Rec", "--dataset=ml-100k", "--epochs=ten", data, *out], "epochs expects an integer"),
         (["--model=SASRec", "--dataset=ml-100k", data, *out], "no search space for SASRec"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--scheduler=fifo", "--num-samples=0", data, *out],
          "--num-samples must be at least 1"),
