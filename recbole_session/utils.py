@@ -8,6 +8,7 @@ unchanged. :func:`register_with_recbole` makes RecBole's own lookups (``get_mode
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import sys
@@ -23,6 +24,7 @@ from recbole.utils import get_trainer as recbole_get_trainer
 MODEL_SUBMODULES = ("sequential_recommender",)
 
 
+@functools.cache  # the shipped model files do not change while the process runs
 def _model_modules() -> dict[str, tuple[str, ModuleType]]:
     """``{lower-case model name: (sub-package, module)}`` for every model file we ship."""
     found = {}
