@@ -9,19 +9,11 @@ Loading order (later wins): RecBole's own defaults and quick-start presets, then
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
-
-def properties_dir() -> Path:
-    """Where the yaml property files are: inside the installed package (``pip install .``)
-    or at the top of the source checkout (editable install, running from the repository)."""
-    packaged = Path(__file__).resolve().parent / "properties"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "properties"
+from recbole_session.paths import properties_dir
 
 
 class Config(RecBoleConfig):

@@ -60,7 +60,7 @@ class SessionShape:
 def contract_keys_for(name: str) -> dict:
     """The contract keys for a dataset without ``properties/dataset/<name>.yaml``; nothing for a
     dataset that has one (its yaml is loaded by our Config)."""
-    from recbole_session.config import properties_dir
+    from recbole_session.paths import properties_dir
 
     return {} if (properties_dir() / "dataset" / f"{name}.yaml").is_file() else dict(CONTRACT_KEYS)
 

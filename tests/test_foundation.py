@@ -14,7 +14,8 @@ import torch
 from recbole.utils import ModelType
 
 import recbole_session
-from recbole_session.config import Config, properties_dir
+from recbole_session.config import Config
+from recbole_session.paths import properties_dir
 from recbole_session.quick_start import UsageError, main, make_config, run_recbole_session
 
 REPO = Path(__file__).resolve().parent.parent

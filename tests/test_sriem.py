@@ -21,8 +21,8 @@ from session_data import (
     write_session_benchmark,
 )
 
-from recbole_session.config import properties_dir
 from recbole_session.model.sequential_recommender.sriem import SRIEM
+from recbole_session.paths import properties_dir
 from recbole_session.quick_start import make_config, run_recbole_session
 from recbole_session.trainer import SRIEMTrainer
 from recbole_session.utils import create_dataset, get_model, get_trainer

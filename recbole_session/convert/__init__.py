@@ -17,7 +17,6 @@ from typing import Any
 
 import yaml
 
-from recbole_session.config import properties_dir
 from recbole_session.convert.errors import ConvertError, input_error
 from recbole_session.convert.registry import (
     RECIPES,
@@ -28,6 +27,7 @@ from recbole_session.convert.registry import (
     load_recipes,
     recipe,
 )
+from recbole_session.paths import properties_dir
 
 __all__ = ["ConvertError", "Download", "Recipe", "convert", "dataset_params", "preset_names",
            "recipe", "recipe_names", "RECIPES", "SESSION_AWARE", "SESSION_BASED"]

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from recbole_session.config import properties_dir
 from recbole_session.convert import (
     FORMAT_VERSION,
     SESSION_AWARE,
@@ -33,6 +32,7 @@ from recbole_session.convert.stats import (
     format_session_based,
     session_aware_stats,
 )
+from recbole_session.paths import properties_dir
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -177,6 +177,6 @@ def load_space(path: str | Path) -> SearchSpace:
 
 def default_space_file(model: str) -> Path:
     """``properties/tune/<Model>.yaml`` of this package."""
-    from recbole_session.config import properties_dir
+    from recbole_session.paths import properties_dir
 
     return properties_dir() / "tune" / f"{model}.yaml"
