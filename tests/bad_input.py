@@ -1,0 +1,110 @@
+"""The bad-input contract, shared by every command's table-driven test.
+
+Each :class:`BadInput` is one thing a user (or an attacker) can feed a command. The contract:
+exit code 2, exactly one line on stderr that contains ``message`` (which names the file, line and
+field, or the option, and what was expected), no traceback, and nothing left behind in the
+case's folder but what the case itself put there. The README's troubleshooting table is made
+from these cases by :func:`markdown_table`, so the two cannot drift apart.
+
+A test module lists its cases (``CASES = [BadInput(...), ...]``), parametrizes over them and calls
+:func:`check`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class BadInput:
+    area: str  # the README table's group: "training", "checkpoint", "converter", "download", "tune", ...
+    input: str  # what the user gave, in a few words (the README's first column)
+    command: str  # "module:function" called as function(argv) -> exit code, or "run_recbole_session.py"
+    argv: tuple[str, ...]  # "{tmp}" is replaced by the case's folder
+    message: str  # a substring of the one stderr line (the README's second column)
+    setup: Callable[[Path], None] | None = None  # writes the case's input files into its folder
+    subprocess: bool = False  # run as a real process (signals, imports, whole-process effects)
+    keep: tuple[str, ...] = field(default=())  # names the command may legitimately leave (glob)
+
+    @property
+    def id(self) -> str:
+        return f"{self.area}: {self.input}"
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def _argv(case: BadInput, folder: Path) -> list[str]:
+    return [arg.replace("{tmp}", str(folder)) for arg in case.argv]
+
+
+def run(case: BadInput, folder: Path, env: dict[str, str] | None = None) -> Outcome:
+    """Run the case's command on its argv, in ``folder`` (the working directory)."""
+    argv = _argv(case, folder)
+    if case.subprocess or case.command.endswith(".py"):
+        if case.command.endswith(".py"):
+            cmd = [sys.executable, str(REPO / case.command), *argv]
+        else:
+            module, _, function = case.command.partition(":")
+            cmd = [sys.executable, "-c", f"import sys; from {module} import {function} as f; sys.exit(f(sys.argv[1:]))", *argv]
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+        return Outcome(proc.returncode, proc.stdout, proc.stderr)
+    module, _, function = case.command.partition(":")
+    main = getattr(importlib.import_module(module), function)
+    out, err = io.StringIO(), io.StringIO()
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse exits on its own errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(cwd)
+    return Outcome(int(code or 0), out.getvalue(), err.getvalue())
+
+
+def _tree(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def check(case: BadInput, folder: Path, env: dict[str, str] | None = None) -> Outcome:
+    """Set the case up in ``folder``, run it and assert the contract."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if case.setup is not None:
+        case.setup(folder)
+    before = _tree(folder)
+    outcome = run(case, folder, env)
+    lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+    assert outcome.code == 2, f"{case.id}: exit code {outcome.code}, stderr:\n{outcome.stderr}"
+    assert "Traceback" not in outcome.stderr + outcome.stdout, f"{case.id}: traceback:\n{outcome.stderr}"
+    assert len(lines) == 1, f"{case.id}: expected one stderr line, got {len(lines)}:\n{outcome.stderr}"
+    assert case.message in lines[0], f"{case.id}: {case.message!r} not in {lines[0]!r}"
+    left = {p for p in _tree(folder) - before
+            if not any(Path(p).match(pattern) for pattern in case.keep)}
+    assert not left, f"{case.id}: left behind {sorted(left)}"
+    return outcome
+
+
+def markdown_table(cases: list[BadInput]) -> str:
+    """The README's troubleshooting table: one row per case, grouped by area."""
+    rows = ["| where | what you gave | what it says (one line, exit code 2) |", "|---|---|---|"]
+    for case in sorted(cases, key=lambda c: c.area):
+        rows.append(f"| {case.area} | {case.input} | `{case.message}` |".replace("\n", " "))
+    return "\n".join(rows)
