@@ -125,7 +125,7 @@ def local_ml_1m(server, monkeypatch):
 
     def point(url: str, checksum: str | None):
         monkeypatch.setitem(RECIPES, "ml-1m", dataclasses.replace(
-            spec, download=Download(url, checksum=checksum, member="ml-1m/ratings.dat")))
+            spec, download=Download(url, checksum=checksum)))
     return point
 
 
