@@ -268,22 +268,22 @@ def read_header(path: Path, sep: str, columns: list[Column]) -> list[str]:
     if not first.strip():
         raise input_error(path, "empty file (expected a header line)", line=1)
     fields = [f.strip() for f in _split(first, sep)]
+    data_hint = ""
+    if len(fields) > 1 and _looks_like_data(fields):
+        data_hint = (" (this line looks like data: for a file without header add --no-header, and name the "
+                     "columns with --names a,b,c or give them by number from 0)")
     seen = set()
     for name in fields:
         if name in seen:
-            raise input_error(path, "duplicate column in the header", line=1, field=name)
+            raise input_error(path, "duplicate column in the header" + data_hint, line=1, field=name)
         seen.add(name)
     for col in columns:
         try:
             find_column(fields, col)
         except KeyError:
             accepted = " or ".join(repr(n) for n in col.names)
-            hint = _separator_hint(first, sep)
-            if len(fields) > 1 and _looks_like_data(fields):
-                hint = (" (this line looks like data: for a file without header add --no-header with "
-                        "--names a,b,c or give columns by number from 0)")
-            raise input_error(path, f"missing column {accepted} in the header {fields}" + hint,
-                              line=1, field=col.name) from None
+            raise input_error(path, f"missing column {accepted} in the header {fields}"
+                              + (data_hint or _separator_hint(first, sep)), line=1, field=col.name) from None
     return fields
 
 

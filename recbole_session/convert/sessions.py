@@ -132,7 +132,10 @@ def encode(values: Any, sort: bool) -> tuple[np.ndarray, int]:
     values = np.asarray(values)
     if np.issubdtype(values.dtype, np.integer) and len(values):
         low, high = int(values.min()), int(values.max())
-        if high - low < max(4 * len(values), 1 << 20):
+        small = max(4 * len(values), 1 << 20)
+        if 0 <= low and high < small:
+            return values, high + 1  # the ids themselves (no copy); unused codes are empty
+        if high - low < small:
             return values - low, high - low + 1
     codes, uniques = pd.factorize(values, sort=sort)
     return codes, len(uniques)

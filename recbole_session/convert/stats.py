@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 QUANTILES = (25, 50, 75, 95)
 # the funnel step that dropped the most -> how to keep more (None: the user's own selection)
@@ -34,9 +33,12 @@ def session_aware_stats(user_code: np.ndarray, item_code: np.ndarray, session: n
     new_user = np.r_[True, user_code[1:] != user_code[:-1]] if rows else np.zeros(0, bool)
     user = np.cumsum(new_user) - 1
     users = int(new_user.sum())
-    item_codes = pd.unique(item_code) if rows else item_code
-    items = int(len(item_codes))
-    pairs = int(len(pd.unique(user.astype(np.int64) * (int(item_code.max()) + 1) + item_code))) if rows else 0
+    items = int(np.count_nonzero(np.bincount(item_code))) if rows else 0
+    pairs = 0
+    if rows:
+        # rows come sorted by user: a stable sort of the pair key runs over presorted stretches
+        key = np.sort(user.astype(np.int64) * (int(item_code.max()) + 1) + item_code, kind="stable")
+        pairs = 1 + int(np.count_nonzero(key[1:] != key[:-1]))
     sessions = int(session.max()) if rows else 0
     per_user = np.bincount(user) if rows else np.zeros(0)
     new_session = np.r_[True, session[1:] != session[:-1]] if rows else np.zeros(0, bool)
