@@ -11,10 +11,12 @@ holding a tab or a line break, so no value needs quoting).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -72,37 +74,53 @@ class Staging:
 
     def __init__(self, target: Path):
         self.target = Path(target)
+        self.dir: Path | None = None
+        self.made: list[Path] = []  # the output root's folders this conversion created
+
+    def __enter__(self) -> Staging:
+        """Create the staging folder (first removing stale ones of this dataset)."""
         parent = self.target.parent
         try:
             if parent.exists() and not parent.is_dir():
                 raise ConvertError(f"{parent}: is a file, not a folder (choose another --out)")
             if self.target.exists() and not self.target.is_dir():
                 raise ConvertError(f"{self.target}: is a file, not a folder (move it away or use --name)")
+            self.made = [p for p in (parent, *parent.parents) if not p.exists()]
             parent.mkdir(parents=True, exist_ok=True)
             remove_stale(parent, self.target.name)
             self.dir = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.{os.getpid()}.", suffix=STAGING_SUFFIX,
                                              dir=parent))
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.dir, 0o777 & ~umask)  # mkdtemp makes it private; the dataset folder is not
         except (NotADirectoryError, FileExistsError) as err:
+            self.__exit__(*sys.exc_info())
             raise ConvertError(f"{err.filename or parent}: a file is in the way of the output folder "
                                f"(choose another --out)") from None
         except OSError as err:
-            raise write_error(Path(err.filename or parent), err) from None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.dir, 0o777 & ~umask)  # mkdtemp makes it private; the dataset folder is not
-
-    def __enter__(self) -> Staging:
+            self.__exit__(*sys.exc_info())
+            raise write_error(parent, err) from None
+        except BaseException:  # Ctrl+C or SIGTERM right after the folder was made
+            self.__exit__(*sys.exc_info())
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if exc and exc[0] is not None:  # failed: also the empty folders it made for the output
+            for folder in self.made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def path(self, name: str) -> Path:
+        assert self.dir is not None, "use Staging as a context manager"
         return self.dir / name
 
     def commit(self, stale: list[str] = ()) -> Path:
         """Move the staged files into ``target`` (created if missing) and remove the files named
         in ``stale`` that this conversion did not write (e.g. a former output name)."""
+        assert self.dir is not None, "use Staging as a context manager"
         if not self.target.exists():
             os.replace(self.dir, self.target)
             self.dir.mkdir()  # so that __exit__ has something to remove

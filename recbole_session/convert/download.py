@@ -105,7 +105,6 @@ def fetch(url: str, target: Path, checksum: str | None = None, progress: bool = 
                 raise input_error(target, f"does not match {'the published checksum' if checksum else 'the sha256 recorded at its first download'} "
                                           f"({expected}, got {actual}); delete it to download it again")
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     last_error: Exception | None = None
     for attempt in range(RETRIES):
@@ -156,6 +155,7 @@ def _transfer(url: str, part: Path, progress: bool) -> None:
             return _transfer(url, part, progress)
         raise
     with response:
+        part.parent.mkdir(parents=True, exist_ok=True)  # only once the server answers
         if have and response.status != 206:
             have = 0  # the server ignored the range: start again
         length = response.headers.get("Content-Length")

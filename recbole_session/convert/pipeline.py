@@ -21,10 +21,10 @@ from recbole_session.convert.atomic import (
     write_text,
 )
 from recbole_session.convert.download import MAX_UNPACK_RATIO
-from recbole_session.convert.errors import ConvertError, option_error
+from recbole_session.convert.errors import ConvertError, input_error, option_error
 from recbole_session.convert.params import merged_params
 from recbole_session.convert.raw import find_raw, input_identity
-from recbole_session.convert.readers import Events
+from recbole_session.convert.readers import Events, os_reason
 from recbole_session.convert.registry import OPTIONS, SESSION_AWARE, Recipe, load_recipes
 from recbole_session.convert.session_based import PARTS
 from recbole_session.convert.sessions import SessionFilters, prepare
@@ -144,7 +144,12 @@ def run_recipe(spec: Recipe, raw, out: Path, force: bool, name: str | None, pres
                download: bool | None, params: dict[str, Any], verbose: bool, funnel: bool = False,
                max_unpack_ratio: float = MAX_UNPACK_RATIO) -> Path:
     try:
-        source = find_raw(spec, Path(raw) if raw is not None else None, out, download, verbose, max_unpack_ratio)
+        try:
+            source = find_raw(spec, Path(raw) if raw is not None else None, out, download, verbose, max_unpack_ratio)
+        except ConvertError:
+            raise
+        except OSError as err:  # e.g. a folder on the way that this user may not enter
+            raise input_error(err.filename or raw or out, f"cannot read: {os_reason(err)}") from None
     except ConvertError:
         # converted before from a raw file given then: the same settings are still up to date
         if not force and raw is None and not spec.generic:
@@ -207,7 +212,8 @@ def _session_aware(spec: Recipe, source: Path, dataset: str, params: dict):
     events: Events = spec.load(source, params)
     prepared = prepare(events, filters)
     if len(prepared) == 0:
-        raise ConvertError(f"{source}: no rows are left after the filters; {funnel_warning(prepared.funnel.steps, params | dataclasses.asdict(filters)) or format_funnel(prepared.funnel.steps)}".replace("\n", "; "))
+        why = funnel_warning(prepared.funnel.steps, params | dataclasses.asdict(filters))
+        raise ConvertError(f"{source}: no rows are left after the filters; {why}")
     origin = prepared.time.min()
     # seconds relative to the first time: RecBole's float32 keeps them (unix time loses ~2 min)
     time, dwell = prepared.time - origin, prepared.dwell

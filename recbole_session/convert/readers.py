@@ -97,13 +97,15 @@ def is_gzip(path: Path) -> bool:
 
 def check_file(path: Path) -> None:
     """The file exists, is a file and can be read (``permission denied`` otherwise)."""
-    if not path.exists():
-        raise input_error(path, "file not found")
-    if not path.is_file():
-        raise input_error(path, "not a file")
     try:
+        if not path.exists():
+            raise input_error(path, "file not found")
+        if not path.is_file():
+            raise input_error(path, "not a file")
         with open(path, "rb") as fh:
             fh.read(1)
+    except ConvertError:
+        raise
     except OSError as err:
         raise input_error(path, f"cannot read the file: {os_reason(err)}") from None
 
