@@ -150,7 +150,9 @@ TAOBAO_ARGS = ["csv", "--raw", "{tmp}/UserBehavior.csv", "--out", "{tmp}/out", "
 LOCAL_CASES = [
     # reading the raw file
     case("a raw file that does not exist", RAW20, "ratings.csv: file not found"),
-    case("a separator other than the recipe's", RAW20, "ratings.csv, line 1, field 'userId': missing column",
+    case("a separator other than the recipe's", RAW20, "ratings.csv, line 1, field 'userId': missing column 'userId' "
+         "in the header ['userId\\tmovieId\\trating\\ttimestamp'] (expected comma-separated values; this line "
+         "looks tab-separated)",
          write("ratings.csv", ml20("1\t2\t4.0\t5").replace(",", "\t"))),
     case("a header without a needed column", RAW20, "ratings.csv, line 1, field 'timestamp': missing column",
          write("ratings.csv", "userId,movieId,rating\n1,2,4.0\n")),
@@ -230,6 +232,8 @@ LOCAL_CASES = [
     case("a --time-unit other than s, ms, us", [*RAW20, "--time-unit", "h"],
          "argument --time-unit: invalid choice: 'h'", write("ratings.csv", ml20("1,2,4.0,5"))),
     case("an unknown recipe", ["movielens", "--out", "{tmp}/out"], "unknown dataset recipe 'movielens'"),
+    case("a --max-unpack-ratio of 0", ["ml-1m", "--out", "{tmp}/out", "--max-unpack-ratio", "0"],
+         "argument --max-unpack-ratio: expected a number > 0, not 0"),
     case("filters that keep nothing", RAW20, "no rows are left after the filters; the filters kept 0 of 1 users",
          write("ratings.csv", ml20("1,2,4.0,5"))),
     # the output

@@ -124,6 +124,8 @@ def sigterm_as_interrupt() -> Iterator[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.max_unpack_ratio > 0:
+        parser.error(f"argument --max-unpack-ratio: expected a number > 0, not {args.max_unpack_ratio:g}")
     overrides = {key: getattr(args, key) for _flag, key, _kind, _text in THRESHOLDS}
     overrides.update(header=args.header, keep=args.keep)
     with sigterm_as_interrupt() as got:
