@@ -2,7 +2,7 @@
 with code 2 and one line naming the file, line and field (or the option), no traceback, and
 nothing left behind. Permissions are checked in a process that they apply to (root gives up the
 capabilities that bypass them); a full disk is a real 64 KiB tmpfs where one can be mounted,
-else a real file-size limit on the process. Signals are not bad input: their own tests below
+else a real file-size limit on the process (see :func:`on_full_disk`). Signals are not bad input: their own tests below
 check the exit codes (130, 143), the one line and the clean-up, and that a killed conversion's
 leftovers are removed by the next run."""
 
@@ -28,6 +28,7 @@ import pytest
 
 from recbole_session.convert import RECIPES, Download, convert, recipe_names
 from tests.bad_input import REPO, BadInput, check
+from tests.test_convert_download import serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
 MAIN = "recbole_session.convert.__main__:main"
@@ -63,33 +64,25 @@ def without_permission_override(argv: list[str]) -> int:
     return main(argv)
 
 
-def with_file_size_limit(argv: list[str]) -> int:
-    """The converter's main with a real 64 KiB limit on the size of any file it writes."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+def on_full_disk(argv: list[str]) -> int:
+    """The converter's main writing to a full disk: the 64 KiB tmpfs that :func:`full_disk`
+    mounted at ``--out``, or, where none could be mounted, a real 64 KiB limit on the size of
+    any file the process writes (the kernel then refuses the write, EFBIG)."""
+    out = Path(argv[argv.index("--out") + 1])
+    if not os.path.ismount(out):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
     from recbole_session.convert.__main__ import main
 
     return main(argv)
 
 
-def can_mount_tmpfs() -> bool:
-    if os.geteuid() != 0 or sys.platform != "linux":
-        return False
-    probe = Path(f"/tmp/.convert-tmpfs-probe-{os.getpid()}")
-    probe.mkdir(exist_ok=True)
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True)
-        if done.returncode != 0:
-            return False
-        subprocess.run(["umount", str(probe)], check=True)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.rmdir()
-
-
-TMPFS = can_mount_tmpfs()
+def full_disk(folder: Path) -> None:
+    """Mount a 64 KiB tmpfs at ``disk`` where this process may (root); else leave a plain folder."""
+    (folder / "disk").mkdir()
+    if os.geteuid() == 0 and sys.platform == "linux":
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder / "disk")],
+                       capture_output=True, check=False)
 
 
 def write(name: str, content: str | bytes, mode: int | None = None):
@@ -118,11 +111,6 @@ def truncated_gzip() -> bytes:
 def locked_folder(folder: Path) -> None:
     (folder / "locked").mkdir()
     (folder / "locked").chmod(0o555)
-
-
-def tiny_disk(folder: Path) -> None:
-    (folder / "disk").mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder / "disk")], check=True)
 
 
 def changed_download(folder: Path) -> None:
@@ -253,9 +241,9 @@ LOCAL_CASES = [
              "cannot write: permission denied (choose a writable folder with --out)",
              steps(write("ratings.dat", (FIXTURES / "ratings.dat").read_text()), locked_folder), subprocess=True),
     # a full disk: a real 64 KiB tmpfs, or a real file-size limit where mounting is not allowed
-    BadInput("converter", "a full disk", MAIN if TMPFS else "tests.test_bad_input_convert:with_file_size_limit",
-             ("ml-100k", "--out", "{tmp}/disk" if TMPFS else "{tmp}/out", "--quiet"),
-             "(free some space or write elsewhere with --out)", tiny_disk if TMPFS else None, subprocess=not TMPFS),
+    BadInput("converter", "a full disk", "tests.test_bad_input_convert:on_full_disk",
+             ("ml-100k", "--out", "{tmp}/disk", "--quiet"), "(free some space or write elsewhere with --out)",
+             full_disk, subprocess=True),
     # a download reused later
     BadInput("download", "a downloaded file changed since its first download", MAIN,
              ("steam", "--out", "{tmp}/out", "--quiet"),
@@ -280,7 +268,7 @@ def test_bad_input(case, open_folder):
     try:
         check(case, open_folder)
     finally:
-        if case.setup is tiny_disk:
+        if os.path.ismount(open_folder / "disk"):
             subprocess.run(["umount", str(open_folder / "disk")], check=False)
     assert not (open_folder / "pwned").exists()
 
@@ -323,8 +311,6 @@ CASES = LOCAL_CASES + DOWNLOAD_CASES  # the README's troubleshooting table reads
 
 @pytest.mark.parametrize("case", DOWNLOAD_CASES, ids=[c.id for c in DOWNLOAD_CASES])
 def test_bad_download(case, tmp_path, monkeypatch):
-    from tests.test_convert_download import serve
-
     with serve(SERVED) as server:
         recipe_names()
         file, checksum = DOWNLOADS[case.input]
@@ -390,7 +376,7 @@ def test_a_signal_while_writing_removes_the_staging_folder(big_raw, tmp_path, si
     assert stderr.strip().splitlines() == [
         f"python -m recbole_session.convert: {'SIGTERM' if signum == signal.SIGTERM else 'interrupted (Ctrl+C)'}: "
         "stopped; the unfinished output was removed"]
-    assert sorted(p.name for p in out.iterdir()) == []  # no staging folder, no dataset folder
+    assert not out.exists()  # no staging folder, no dataset folder, not even the output root it made
 
 
 def test_sigkill_leftovers_are_removed_by_the_next_run(big_raw, tmp_path):
