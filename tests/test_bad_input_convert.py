@@ -162,8 +162,8 @@ LOCAL_CASES = [
          write("ratings.csv", ml20("1,2,4.0,5", "1,3,4.0,-60"))),
     case("a time of 1e30", RAW20, "ratings.csv, line 3, field 'timestamp': time 1e30 is out of range",
          write("ratings.csv", ml20("1,2,4.0,5", "1,3,4.0,1e30"))),
-    case("times in milliseconds (all above 1e11)", RAW20, "field 'timestamp': every time is above 1e+11 "
-         "seconds", write("ratings.csv", ml20("1,2,4.0,1511544070000", "1,3,4.0,1511544170000"))),
+    case("times in milliseconds (all above 1e11)", RAW20, "ratings.csv, line 2, field 'timestamp': every time "
+         "is above 1e+11 seconds", write("ratings.csv", ml20("1,2,4.0,1511544070000", "1,3,4.0,1511544170000"))),
     case("times in microseconds with --time-unit ms", [*RAW20, "--time-unit", "ms"],
          "they look like microseconds, add --time-unit us",
          write("ratings.csv", ml20("1,2,4.0,1511544070000000", "1,3,4.0,1511544170000000"))),
