@@ -37,7 +37,7 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_session import checkpoint, lookup
 from recbole_session.checks import check_config
 from recbole_session.cli import UsageError, hidden_argv
-from recbole_session.config import Config, ConfigFileError
+from recbole_session.config import Config
 from recbole_session.datafiles import check_dataset, ensure_atomic_files, has_files, wanted_files
 
 # fewer optimizer steps per epoch than this: warn that the batch is too large for the data
@@ -72,8 +72,8 @@ def make_config(
     try:
         with hidden_argv():
             config = Config(model, dataset, config_file_list, config_dict)
-    except (lookup.UnknownModelError, ConfigFileError) as err:
-        raise UsageError(str(err)) from None
+    except ValueError as err:  # an unknown model, a bad config file, a value RecBole's Config refuses
+        raise UsageError(" ".join(str(err).split())) from None
     check_config(config, config_dict)
     check_dataset(config)
     return config

@@ -72,8 +72,6 @@ RULES: dict[str, Rule] = {
     "dropout_prob": _PROBABILITY,
     "hidden_dropout_prob": _PROBABILITY,
     "attn_dropout_prob": _PROBABILITY,
-    "topk": Rule(lambda v: (_is_int(v) and v >= 1) or (isinstance(v, list) and v and all(_is_int(k) and k >= 1 for k in v)),
-                 "a positive integer or a list of them, e.g. [10, 20]"),
     "eval_protocols": Rule(lambda v: v is None or _protocols(v),
                            "a list of full, random<N>, popular<N>, uni<N>, pop<N> (e.g. [random100, full])"),
 }

@@ -18,8 +18,9 @@ EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """A bad name, file or value given by the user: reported as one line, exit code 2."""
+class UsageError(ValueError):
+    """A bad name, file or value given by the user: reported as one line, exit code 2 (a
+    ValueError, as RecBole raises for a bad config value)."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -69,7 +69,8 @@ def unknown_dataset(config) -> UsageError:
     message += f" (no {' / '.join(wanted_files(config))} in {data_dir}"
     found = _elsewhere(name, root)
     if found:
-        message += f"; found {found[0]}/: give --data_path={found[0].parent}"
+        own = found[0] / f"{name}.yaml"
+        message += f"; found {own if own.is_file() else str(found[0]) + '/'}: give --data_path={found[0].parent}"
     message += f"; datasets in {root}: {', '.join(present) or 'none'}; converter recipes: {', '.join(recipes)})"
     return UsageError(message)
 

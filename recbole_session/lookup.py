@@ -150,14 +150,12 @@ def _classes_in(package_name: str, base: type) -> dict[str, type]:
     return found
 
 
-@functools.cache
 def _trainers() -> dict[str, type]:
     from recbole.trainer.trainer import AbstractTrainer
 
     return _classes_in(TRAINER_PACKAGE, AbstractTrainer)
 
 
-@functools.cache
 def _datasets() -> dict[str, type]:
     from recbole.data.dataset import Dataset
 
@@ -251,17 +249,35 @@ def register_models(family: str) -> None:
                 setattr(recbole_family, name, obj)
 
 
+def _expose(module: ModuleType, classes) -> None:
+    """Let ``getattr(module, name)`` fall back to ``classes()[name]``: a module ``__getattr__``
+    (PEP 562), so that the classes are looked up when RecBole asks, not when RecBole's module
+    loads (our module may then still be loading: ``recbole_session.trainer`` imports
+    ``recbole.trainer``, whose hook runs this)."""
+    previous = module.__dict__.get("__getattr__")
+    if getattr(previous, "recbole_session", False):
+        return
+
+    def __getattr__(name: str):
+        if not name.startswith("__"):
+            found = classes().get(name)
+            if found is not None:
+                return found
+        if previous is not None:
+            return previous(name)
+        raise AttributeError(f"module '{module.__name__}' has no attribute '{name}'")
+
+    __getattr__.recbole_session = True  # type: ignore[attr-defined]
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+
+
 def register_trainers() -> None:
-    """Set our ``<Model>Trainer`` classes (and their bases) on ``recbole.trainer``, where
-    RecBole's ``get_trainer`` looks."""
-    recbole_trainers = sys.modules.get("recbole.trainer") or importlib.import_module("recbole.trainer")
-    for name, cls in _trainers().items():
-        setattr(recbole_trainers, name, cls)
+    """Make RecBole's ``get_trainer`` (``getattr(recbole.trainer, "<Model>Trainer")``) find our
+    trainer classes."""
+    _expose(sys.modules.get("recbole.trainer") or importlib.import_module("recbole.trainer"), _trainers)
 
 
 def register_datasets() -> None:
-    """Set our ``<Model>Dataset`` classes on ``recbole.data.dataset``, where RecBole's
-    ``create_dataset`` looks."""
-    recbole_datasets = sys.modules.get("recbole.data.dataset") or importlib.import_module("recbole.data.dataset")
-    for name, cls in _datasets().items():
-        setattr(recbole_datasets, name, cls)
+    """Make RecBole's ``create_dataset`` (``getattr(recbole.data.dataset, "<Model>Dataset")``)
+    find our dataset classes."""
+    _expose(sys.modules.get("recbole.data.dataset") or importlib.import_module("recbole.data.dataset"), _datasets)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from recbole.utils import ModelType
 
 import recbole_session
 from recbole_session.config import Config
-from recbole_session.paths import properties_dir
 from recbole_session.quick_start import UsageError, main, make_config, run_recbole_session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,14 +136,3 @@ def test_missing_ml_100k_is_built_offline(tmp_path):
     folder = ensure_atomic_files(config)
     header = (folder / "ml-100k.inter").read_text().splitlines()[0].split("\t")
     assert header == ["user_id:token", "item_id:token", "timestamp:float", "session_id:token", "dwell:float"]
-
-
-def test_wheel_ships_the_property_files(tmp_path):
-    """`pip install .` (no -e) must carry properties/ inside the package."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
-    wheel = next(tmp_path.glob("recbole_session-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"recbole_session/properties/{p.relative_to(properties_dir()).as_posix()}"
-                for p in properties_dir().rglob("*.yaml")}
-    assert expected and expected <= names
