@@ -20,7 +20,7 @@ from typing import Any
 import recbole
 
 from recbole_session.cli import UsageError, suggestion
-from recbole_session.evaluation.candidates import parse_protocol
+from recbole_session.evaluation.candidates import parse_protocols
 from recbole_session.literals import load_yaml
 from recbole_session.paths import PACKAGE_DIR, properties_dir
 
@@ -37,12 +37,12 @@ def _is_number(value: Any) -> bool:
 
 
 def _protocols(value: Any) -> bool:
-    names = value if isinstance(value, (list, tuple)) else [value]
-    for name in names:
-        try:
-            parse_protocol(name)
-        except ValueError:
-            return False
+    if not value:  # [] switches the protocols off
+        return True
+    try:
+        parse_protocols(value)
+    except (ValueError, TypeError):
+        return False
     return True
 
 
@@ -72,7 +72,7 @@ RULES: dict[str, Rule] = {
     "dropout_prob": _PROBABILITY,
     "hidden_dropout_prob": _PROBABILITY,
     "attn_dropout_prob": _PROBABILITY,
-    "eval_protocols": Rule(lambda v: v is None or _protocols(v),
+    "eval_protocols": Rule(_protocols,
                            "a list of full, random<N>, popular<N>, uni<N>, pop<N> (e.g. [random100, full])"),
 }
 
@@ -93,7 +93,8 @@ def _given(config, key: str) -> str:
 def check_types(config, overrides: dict[str, Any]) -> None:
     """An override whose default is a number or a bool must be one too (``--epochs=ten``
     would otherwise fail deep inside training)."""
-    for key, value in overrides.items():
+    for key in overrides:
+        value = config[key]  # typed as the Config types it (a "16" in config_dict is 16)
         default = config.internal_config_dict.get(key)
         if isinstance(default, bool):
             ok = isinstance(value, bool)

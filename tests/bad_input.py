@@ -102,9 +102,35 @@ def check(case: BadInput, folder: Path, env: dict[str, str] | None = None) -> Ou
     return outcome
 
 
+def collect_cases() -> list[BadInput]:
+    """The cases of every test module that lists them (a module-level ``CASES`` of
+    :class:`BadInput`), in file order."""
+    tests = Path(__file__).resolve().parent
+    if str(tests) not in sys.path:  # test modules import their helpers (bad_input, ...) by name
+        sys.path.insert(0, str(tests))
+    cases: list[BadInput] = []
+    for path in sorted(tests.glob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "BadInput(" not in text or "\nCASES" not in text:
+            continue
+        found = getattr(importlib.import_module(path.stem), "CASES", [])
+        cases += [case for case in found if isinstance(case, BadInput)]
+    return cases
+
+
+def troubleshooting_table() -> str:
+    """The README's troubleshooting table over every case of the suite
+    (``python tests/bad_input.py`` prints it)."""
+    return markdown_table(collect_cases())
+
+
 def markdown_table(cases: list[BadInput]) -> str:
     """The README's troubleshooting table: one row per case, grouped by area."""
     rows = ["| where | what you gave | what it says (one line, exit code 2) |", "|---|---|---|"]
     for case in sorted(cases, key=lambda c: c.area):
         rows.append(f"| {case.area} | {case.input} | `{case.message}` |".replace("\n", " "))
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(troubleshooting_table())
