@@ -66,16 +66,22 @@ def make_config(
     dataset: str | None = None,
     config_file_list: list[str] | None = None,
     config_dict: dict[str, Any] | None = None,
+    *,
+    check: bool = True,
 ) -> Config:
     """Our Config from explicit arguments only, checked before anything is loaded; a bad name,
-    key, value or file raises :class:`~recbole_session.cli.UsageError` (one line)."""
+    key, value or file raises :class:`~recbole_session.cli.UsageError` (one line).
+    ``check=False`` leaves out the key, value and data-file checks (a Ray trial: the search
+    checked its fixed keys and data before it started, and a trial whose sampled values fail
+    is recorded with the error they raise)."""
     try:
         with hidden_argv():
             config = Config(model, dataset, config_file_list, config_dict)
     except ValueError as err:  # an unknown model, a bad config file, a value RecBole's Config refuses
         raise UsageError(" ".join(str(err).split())) from None
-    check_config(config, config_dict)
-    check_dataset(config)
+    if check:
+        check_config(config, config_dict)
+        check_dataset(config)
     return config
 
 

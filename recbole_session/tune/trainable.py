@@ -107,7 +107,7 @@ def run_trial(params: dict[str, Any], setup: TrialSetup, dataset_blob: bytes | N
         "gpu_id": trial_gpu_ids(),
         "show_progress": False,
     }
-    config = make_config(setup.model, setup.dataset, list(setup.config_files) or None, overrides)
+    config = make_config(setup.model, setup.dataset, list(setup.config_files) or None, overrides, check=False)
     _log_to_trial_folder(trial_dir, config["state"])
     logging.getLogger().info(config)
 
