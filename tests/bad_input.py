@@ -103,18 +103,25 @@ def check(case: BadInput, folder: Path, env: dict[str, str] | None = None) -> Ou
 
 
 def collect_cases() -> list[BadInput]:
-    """The cases of every test module that lists them (a module-level ``CASES`` of
-    :class:`BadInput`), in file order."""
+    """The cases of every test module: its module-level lists whose names end in ``CASES``
+    (``CASES``, ``LOCAL_CASES``, ...), each case once, in file order."""
     tests = Path(__file__).resolve().parent
     if str(tests) not in sys.path:  # test modules import their helpers (bad_input, ...) by name
         sys.path.insert(0, str(tests))
     cases: list[BadInput] = []
+    seen: set[int] = set()
     for path in sorted(tests.glob("test_*.py")):
-        text = path.read_text(encoding="utf-8")
-        if "BadInput(" not in text or "\nCASES" not in text:
+        if "BadInput" not in path.read_text(encoding="utf-8"):
             continue
-        found = getattr(importlib.import_module(path.stem), "CASES", [])
-        cases += [case for case in found if isinstance(case, BadInput)]
+        module = importlib.import_module(path.stem)
+        for name, value in vars(module).items():
+            if not name.endswith("CASES") or not isinstance(value, (list, tuple)):
+                continue
+            for case in value:
+                # by name: a module may import this file as bad_input or as tests.bad_input
+                if type(case).__name__ == "BadInput" and id(case) not in seen:
+                    seen.add(id(case))
+                    cases.append(case)
     return cases
 
 
