@@ -50,9 +50,11 @@ def load_checkpoint(path: str | Path, data_path: str | None = None,
         config[key] = value
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
-    _, valid_data, test_data = data_preparation(config, dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, valid_data._dataset).to(config["device"])
+    # built on the train split, as in training and in RecBole's load_data_and_model: a model may
+    # size layers from its training rows (ASARS's dwell bins), which valid's rows would not match
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return config, model, dataset, valid_data, test_data
