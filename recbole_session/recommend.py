@@ -299,11 +299,55 @@ class SessionRule:
 
 
 # ---------------------------------------------------------------------------------- requests
-@dataclass(frozen=True)
-class Request:
-    user: str
-    at: At
-    where: str
+@dataclass
+class Requests:
+    """Requests as columns: original user ids, the time values and whether each is relative
+    (``+SECONDS``), and where each came from (for messages; default ``request <n>``)."""
+
+    users: list[str]
+    value: np.ndarray
+    relative: np.ndarray
+    wheres: list[str] | None = None
+
+    def where(self, i: int) -> str:
+        return self.wheres[i] if self.wheres is not None else f"request {i + 1}"
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @classmethod
+    def parse(cls, users: list[str], times: list[Any], wheres: list[str] | None = None) -> Requests:
+        """Times parsed once per distinct value (a batch usually repeats one or a few)."""
+        parsed: dict[Any, At] = {}
+        value, relative = np.empty(len(users)), np.empty(len(users), dtype=bool)
+        if all(at is None for at in times):  # the common case: every request at the default time
+            default = At.parse(None)
+            value.fill(default.value)
+            relative.fill(default.relative)
+            times = []
+        for i, at in enumerate(times):
+            if at is not None and not isinstance(at, str) and pd.isna(at):
+                at = None
+            key = (type(at), at)
+            if key not in parsed:
+                where = wheres[i] if wheres is not None else f"request {i + 1}"
+                parsed[key] = At.parse(at, f"{where} field 'time'")
+            value[i], relative[i] = parsed[key].value, parsed[key].relative
+        return cls([str(u) for u in users], value, relative, wheres)
+
+    @classmethod
+    def of(cls, requests: Any) -> Requests:
+        """A DataFrame (``user`` and optional ``time``), or an iterable of users or (user, time)."""
+        if isinstance(requests, Requests):
+            return requests
+        if isinstance(requests, pd.DataFrame):
+            if "user" not in requests.columns:
+                raise RecommendError("requests: missing column 'user'")
+            users = requests["user"].tolist()
+            times = requests["time"].tolist() if "time" in requests.columns else [None] * len(users)
+            return cls.parse(users, times)
+        pairs = [(r, None) if isinstance(r, (str, int, np.integer)) else tuple(r) for r in requests]
+        return cls.parse([u for u, _ in pairs], [t for _, t in pairs])
 
 
 @dataclass(frozen=True)
@@ -312,24 +356,6 @@ class Event:
     item: str
     time: float
     where: str
-
-
-def _as_requests(requests: Any) -> list[Request]:
-    """A DataFrame (``user`` and optional ``time``), or an iterable of users or (user, time)."""
-    if isinstance(requests, pd.DataFrame):
-        if "user" not in requests.columns:
-            raise RecommendError("requests: missing column 'user'")
-        times = requests["time"] if "time" in requests.columns else [None] * len(requests)
-        pairs = zip(requests["user"], times)
-    else:
-        pairs = ((r, None) if isinstance(r, (str, int, np.integer)) else tuple(r) for r in requests)
-    out = []
-    for i, (user, at) in enumerate(pairs, 1):
-        where = f"request {i}"
-        if at is not None and not isinstance(at, str) and pd.isna(at):
-            at = None
-        out.append(Request(str(user), At.parse(at, f"{where} field 'time'"), where))
-    return out
 
 
 def _as_events(events: Any, user: str | None = None) -> list[Event]:
@@ -406,15 +432,17 @@ def read_events(path: str | Path) -> list[Event]:
     return events
 
 
-def read_requests(path: str | Path) -> list[Request]:
+def read_requests(path: str | Path) -> Requests:
     """``user,time`` rows; ``time`` absolute, ``+SECONDS`` or empty (the default ``+1``)."""
-    requests = []
+    users, times, wheres = [], [], []
     for line, row in _read_csv(path, REQUEST_COLUMNS, optional=("time",)):
         where = f"{path} line {line}"
         if not row["user"]:
             raise RecommendError(f"{where} field 'user': empty")
-        requests.append(Request(row["user"], At.parse(row.get("time"), f"{where} field 'time'"), where))
-    return requests
+        users.append(row["user"])
+        times.append(row.get("time"))
+        wheres.append(where)
+    return Requests.parse(users, times, wheres)
 
 
 # ---------------------------------------------------------------------------------- recommender
@@ -445,6 +473,7 @@ class Recommender:
         self.history = History.from_dataset(config, dataset, self.fields, self.rule, holdout)
         self.user_tokens = np.asarray(dataset.field2id_token[self.fields.user])
         self.user_ids = dict(dataset.field2token_id[self.fields.user])
+        self._user_index = pd.Index(self.user_tokens)  # vectorised token -> internal id
         self.item_tokens = np.asarray(dataset.field2id_token[self.fields.item])
         self.item_ids = dict(dataset.field2token_id[self.fields.item])
         item, user = self.history.columns[self.fields.item], self.history.users
@@ -475,6 +504,11 @@ class Recommender:
     def exclude_seen_default(self) -> bool:
         return not self.has_repeats
 
+    def known_user(self, user: Any) -> bool:
+        """Whether the dataset has events of this original user id."""
+        internal = self.user_ids.get(str(user), -1)
+        return bool(self.history.known(np.array([internal]))[0])
+
     # ----------------------------------------------------------------------- API
     def recommend(self, user: Any, at: Any = None, k: int = 10, events: Any = None,
                   exclude_seen: bool | None = None) -> list[tuple[str, float]]:
@@ -482,7 +516,7 @@ class Recommender:
         the raw data's unit, ``"+SECONDS"`` after the last known event, default ``"+1"``), after
         the optional fresh ``events`` (``[(item, time), ...]``, a DataFrame or a CSV path)."""
         user = str(user)
-        if user not in self.user_ids or not self.history.known(np.array([self.user_ids[user]]))[0]:
+        if not self.known_user(user):
             raise RecommendError(f"unknown user {user!r}: not in dataset '{self.config['dataset']}'")
         frame = self.recommend_many([(user, at)], k=k, events=_as_events(events, user), exclude_seen=exclude_seen)
         return list(zip(frame["item"], frame["score"].astype(float)))
@@ -496,17 +530,16 @@ class Recommender:
         items, score = their number of events)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise RecommendError(f"k (--topk) must be a positive integer, got {k!r}")
-        requests = requests if _is_request_list(requests) else _as_requests(requests)
+        requests = Requests.of(requests)
         history = self._with_events(_as_events(events) if not _is_event_list(events) else events)
         exclude = self.exclude_seen_default if exclude_seen is None else bool(exclude_seen)
         batch_size = int(batch_size or self.config["eval_batch_size"])
         k = min(int(k), self.n_items - 1)
 
         n = len(requests)
-        user = np.array([self.user_ids.get(r.user, -1) for r in requests], dtype=np.int64)
+        user = self._user_index.get_indexer(requests.users).astype(np.int64)  # -1: unknown
         known = history.known(user)
-        value = np.array([r.at.value for r in requests], dtype=np.float64)
-        relative = np.array([r.at.relative for r in requests], dtype=bool)
+        value, relative = requests.value, requests.relative
         safe_user = np.where(known, user, 0)
         last = history.last_time[safe_user]
         absolute = np.where(relative, self.time_axis.origin + last + value, value)
@@ -514,17 +547,17 @@ class Recommender:
         absolute[~known & relative] = np.nan
         early = np.nonzero(known & (time < last))[0]
         if len(early):
-            r = requests[early[0]]
+            i = early[0]
             raise RecommendError(
-                f"{r.where}: time {_format_time(absolute[early[0]])} is before the last known event "
-                f"of user {r.user!r} ({_format_time(self.time_axis.absolute(last[early[0]]))})"
+                f"{requests.where(i)}: time {_format_time(absolute[i])} is before the last known event "
+                f"of user {requests.users[i]!r} ({_format_time(self.time_axis.absolute(last[i]))})"
             )
         opens = known & self.rule.opens(time - last)
 
         items = np.zeros((n, k), dtype=np.int64)
         scores = np.full((n, k), -np.inf)
         for i in np.nonzero(~known)[0]:
-            warnings.warn(f"{requests[i].where}: unknown user {requests[i].user!r}: the {k} most popular "
+            warnings.warn(f"{requests.where(i)}: unknown user {requests.users[i]!r}: the {k} most popular "
                           "items (popular=1)", RecommendWarning, stacklevel=2)
         items[~known] = self.popular[:k]
         scores[~known] = self.popularity[self.popular[:k]]
@@ -537,14 +570,14 @@ class Recommender:
         valid = np.isfinite(scores)
         count = valid.sum(1)
         frame = pd.DataFrame({
-            "user": np.repeat(np.array([r.user for r in requests], dtype=object), count),
+            "user": np.repeat(np.array(requests.users, dtype=object), count),
             "rank": (np.cumsum(valid, 1))[valid],
             "item": self.item_tokens[items[valid]],
             "score": scores[valid],
             "time": np.repeat(absolute, count),
             "new_session": np.repeat(opens, count),
             "popular": np.repeat(~known, count),
-        })
+        }, copy=False)
         return frame
 
     # ----------------------------------------------------------------------- internals
@@ -552,8 +585,7 @@ class Recommender:
         if not events:
             return self.history
         unknown_items = [e for e in events if e.item not in self.item_ids]
-        unknown_users = [e for e in events if e.user not in self.user_ids
-                         or not self.history.known(np.array([self.user_ids[e.user]]))[0]]
+        unknown_users = [e for e in events if not self.known_user(e.user)]
         if unknown_items:
             listed = ", ".join(f"{e.item} ({e.where})" for e in unknown_items)
             warnings.warn(f"{len(unknown_items)} events with unknown items skipped: {listed}",
@@ -596,7 +628,7 @@ class Recommender:
             data[f.dwell + f.suffix] = dwell
         return Interaction(data)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _top(self, history: History, user: np.ndarray, time: np.ndarray, opens: np.ndarray,
              k: int, exclude: bool) -> tuple[np.ndarray, np.ndarray]:
         batch = self.batch(history, user, time, opens).to(self.device)
@@ -604,13 +636,10 @@ class Recommender:
         scores[:, 0] = -torch.inf  # padding
         if exclude:
             rows, items = history.seen(user)
-            scores[torch.from_numpy(rows).to(self.device), torch.from_numpy(items).to(self.device)] = -torch.inf
+            flat = torch.from_numpy(rows * scores.size(1) + items).to(self.device)
+            scores.view(-1).index_fill_(0, flat, -torch.inf)  # one fill (faster than scores[rows, items])
         top_scores, top_items = torch.topk(scores, k, dim=1)
         return top_scores.double().cpu().numpy(), top_items.cpu().numpy()
-
-
-def _is_request_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, Request) for v in value)
 
 
 def _is_event_list(value: Any) -> bool:
@@ -685,14 +714,13 @@ def main(argv: list[str] | None = None) -> int:
             requests = read_requests(args.requests)
         else:
             at = At.parse(args.at)
-            requests = [Request(u, at, f"--user {u}") for u in args.user]
+            requests = Requests.parse(args.user, [at] * len(args.user), [f"--user {u}" for u in args.user])
         events = read_events(args.events) if args.events else []
         recommender = Recommender.from_checkpoint(args.checkpoint, args.data_path)
         if not args.requests:
-            for r in requests:
-                if r.user not in recommender.user_ids or not recommender.history.known(
-                        np.array([recommender.user_ids[r.user]]))[0]:
-                    raise RecommendError(f"--user {r.user}: unknown user (not in dataset "
+            for user in requests.users:
+                if not recommender.known_user(user):
+                    raise RecommendError(f"--user {user}: unknown user (not in dataset "
                                          f"'{recommender.config['dataset']}')")
         with warnings.catch_warnings():
             warnings.simplefilter("always", RecommendWarning)

@@ -329,6 +329,13 @@ def _garbage(folder: Path) -> None:
 
 
 CMD = "recbole_session.recommend:main"
+
+
+def _events_case(what: str, text: str, message: str) -> BadInput:
+    return BadInput("recommend", what, CMD, ("{ckpt}", "--user", "2", "--events", "{tmp}/events.csv"), message,
+                    setup=_write("events.csv", text))
+
+
 BAD = [
     BadInput("recommend", "a checkpoint that does not exist", CMD, ("{tmp}/nope.pth", "--user", "2"),
              "nope.pth: no such checkpoint"),
@@ -342,21 +349,13 @@ BAD = [
              "--at: '+-5' is not a time"),
     BadInput("recommend", "--at before the user's last event", CMD, ("{ckpt}", "--user", "2", "--at", "0"),
              "--user 2: time 0 is before the last known event of user '2'"),
-    BadInput("recommend", "events with an unknown column", CMD,
-             ("{ckpt}", "--user", "2", "--events", "{tmp}/events.csv"),
-             "events.csv: unknown column 'rating'; expected user,item,time",
-             setup=_write("events.csv", "user,item,time,rating\n2,50,900000000,5\n")),
-    BadInput("recommend", "events without a time column", CMD,
-             ("{ckpt}", "--user", "2", "--events", "{tmp}/events.csv"),
-             "events.csv: missing column 'time'", setup=_write("events.csv", "user,item\n2,50\n")),
-    BadInput("recommend", "an event time that is not a number", CMD,
-             ("{ckpt}", "--user", "2", "--events", "{tmp}/events.csv"),
-             "events.csv line 3 field 'time': 'noon' is not a number",
-             setup=_write("events.csv", "user,item,time\n2,50,900000000\n2,51,noon\n")),
-    BadInput("recommend", "an event before the user's last event", CMD,
-             ("{ckpt}", "--user", "2", "--events", "{tmp}/events.csv"),
-             "events.csv line 2: time is before the user's last known event",
-             setup=_write("events.csv", "user,item,time\n2,50,874729682\n")),
+    _events_case("events with an unknown column", "user,item,time,rating\n2,50,900000000,5\n",
+                 "events.csv: unknown column 'rating'; expected user,item,time"),
+    _events_case("events without a time column", "user,item\n2,50\n", "events.csv: missing column 'time'"),
+    _events_case("an event time that is not a number", "user,item,time\n2,50,900000000\n2,51,noon\n",
+                 "events.csv line 3 field 'time': 'noon' is not a number"),
+    _events_case("an event before the user's last event", "user,item,time\n2,50,874729682\n",
+                 "events.csv line 2: time is before the user's last known event"),
     BadInput("recommend", "a request time that is not a time", CMD,
              ("{ckpt}", "--requests", "{tmp}/requests.csv"),
              "requests.csv line 3 field 'time': 'later' is not a time",
