@@ -68,6 +68,7 @@ def checkpoints(atomic_root, tmp_path_factory) -> dict[str, str]:
 
 
 _LOADED: dict[tuple[str, int], Recommender] = {}
+_LOADERS: dict[str, tuple] = {}
 
 
 def recommender(checkpoints, name: str, holdout: int = 0) -> Recommender:
@@ -124,16 +125,16 @@ def test_output_ids_exist_in_the_dataset_files(model, checkpoints, inter, tmp_pa
 @pytest.mark.parametrize("model", MAIN_MODELS)
 def test_api_and_command_line_agree(model, checkpoints, inter, tmp_path):
     rec = recommender(checkpoints, model)
-    users = sorted(set(inter["user_id"]))[:2]
-    for at in ("+1", "+864000"):
-        frame = cli([checkpoints[model], "--user", users[0], "--user", users[1], "--at", at, "--topk", "10"], tmp_path)
-        api = rec.recommend_many([(u, at) for u in users], k=10).astype({"score": np.float32})
-        assert frame.to_dict("list") == api[["user", "rank", "item", "score"]].to_dict("list")
-        for user in users:  # one request alone: another batch shape, the same ranking
-            rows = frame[frame["user"] == user]
-            alone = rec.recommend(user, at=at, k=10)
-            assert rows["item"].tolist() == [i for i, _ in alone]
-            assert rows["score"].tolist() == pytest.approx([s for _, s in alone], rel=1e-5)
+    users, at = sorted(set(inter["user_id"]))[:2], "+864000"  # a new session for both
+    frame = cli([checkpoints[model], "--user", users[0], "--user", users[1], "--at", at, "--topk", "10"], tmp_path)
+    api = rec.recommend_many([(u, at) for u in users], k=10).astype({"score": np.float32})
+    assert frame.to_dict("list") == api[["user", "rank", "item", "score"]].to_dict("list")
+    assert api["new_session"].all()
+    for user in users:  # one request alone: another batch shape, the same ranking
+        rows = frame[frame["user"] == user]
+        alone = rec.recommend(user, at=at, k=10)
+        assert rows["item"].tolist() == [i for i, _ in alone]
+        assert rows["score"].tolist() == pytest.approx([s for _, s in alone], rel=1e-5)
 
 
 def test_the_command_runs_as_a_module(checkpoints, tmp_path):
@@ -156,9 +157,11 @@ def test_scores_equal_full_sort_predict_of_recboles_loader_rows(model, split, ch
     session id)."""
     holdout = 1 if split == "test" else 2
     rec = recommender(checkpoints, model, holdout)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        config, model_obj, _, valid, test = load_checkpoint(checkpoints[model])
+    if model not in _LOADERS:  # RecBole's own loaders and a second copy of the model
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            _LOADERS[model] = load_checkpoint(checkpoints[model])
+    _, model_obj, _, valid, test = _LOADERS[model]
     users, scores, times = reference(model_obj, rec, test if split == "test" else valid)
     k = 50
     frame = rec.recommend_many(list(zip(users, times)), k=k, exclude_seen=False)
