@@ -16,7 +16,9 @@ alternates too), ``--repeats`` times:
 
 Requests per second are medians over the repeats. Writes ``benchmarks/results/recommend_speed.md``
 and its section of ``docs/benchmarks.md``; the last line printed is a JSON object whose
-``ratio`` is ours / RecBole's throughput (the smallest over the models; per model in ``models``).
+``ratio`` is ours / RecBole's throughput in wall time (the smallest over the models; per model in
+``models``, with ``ratio_cpu`` in CPU time and the CPU time per request spent outside the model's
+forward pass by each path).
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def measure(path: str, batch_size: int, k: int, repeats: int) -> dict:
     users = test.dataset.inter_feat[test.dataset.uid_field].numpy()  # one test row per user
     tokens = rec.user_tokens[users].tolist()
     batches = [users[i:i + batch_size] for i in range(0, len(users), batch_size)]
+    # RecBole's test rows of each batch, gathered beforehand: the forward pass alone
+    rows = test.dataset.inter_feat[test.dataset.uid_field]
+    inputs = [test.dataset[(rows == torch.as_tensor(b)[:, None]).nonzero(as_tuple=True)[1]].to(rec.device)
+              for b in batches]
 
     def ours(exclude_seen=None):
         return rec.recommend_many(tokens, k=k, exclude_seen=exclude_seen, batch_size=batch_size)
@@ -68,36 +74,57 @@ def measure(path: str, batch_size: int, k: int, repeats: int) -> dict:
     def recbole():
         return [full_sort_topk(b, rec.model, test, k, device=rec.device) for b in batches]
 
-    runs = {"ours": lambda: ours(), "ours_keep_seen": lambda: ours(False), "recbole": recbole}
+    @torch.no_grad()
+    def forward_only():
+        return [rec.model.full_sort_predict(x) for x in inputs]
+
+    runs = {"ours": lambda: ours(), "ours_keep_seen": lambda: ours(False), "recbole": recbole,
+            "forward": forward_only}
     for fn in runs.values():  # warm-up
         fn()
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
             runs[name]()
-            seconds[name].append(time.perf_counter() - start)
-    rps = {name: len(users) / statistics.median(s) for name, s in seconds.items()}
-    return {"model": config["model"], "requests": len(users), "items": rec.n_items - 1,
+            if rec.device.type == "cuda":
+                torch.cuda.synchronize()
+            wall[name].append(time.perf_counter() - start_wall)
+            cpu[name].append(time.process_time() - start_cpu)
+    n = len(users)
+    med = {name: statistics.median(v) for name, v in wall.items()}
+    med_cpu = {name: statistics.median(v) for name, v in cpu.items()}
+    return {"model": config["model"], "requests": n, "items": rec.n_items - 1,
             "max_len": config["MAX_ITEM_LIST_LENGTH"], "device": str(rec.device),
-            "ours_rps": round(rps["ours"], 1), "ours_keep_seen_rps": round(rps["ours_keep_seen"], 1),
-            "recbole_rps": round(rps["recbole"], 1), "ratio": round(rps["ours"] / rps["recbole"], 3),
-            "ratio_keep_seen": round(rps["ours_keep_seen"] / rps["recbole"], 3)}
+            "ours_rps": round(n / med["ours"], 1), "ours_keep_seen_rps": round(n / med["ours_keep_seen"], 1),
+            "recbole_rps": round(n / med["recbole"], 1),
+            "ratio": round(med["recbole"] / med["ours"], 3),
+            "ratio_keep_seen": round(med["recbole"] / med["ours_keep_seen"], 3),
+            "ratio_cpu": round(med_cpu["recbole"] / med_cpu["ours"], 3),
+            # time outside the model's forward pass, per request (CPU time: steadier on a shared machine)
+            "forward_cpu_ms_per_request": round(1e3 * med_cpu["forward"] / n, 4),
+            "ours_overhead_cpu_ms_per_request": round(1e3 * (med_cpu["ours"] - med_cpu["forward"]) / n, 4),
+            "recbole_overhead_cpu_ms_per_request": round(1e3 * (med_cpu["recbole"] - med_cpu["forward"]) / n, 4)}
 
 
 def table(rows: list[dict], args, load: str) -> str:
-    lines = ["| model | requests | items | max len | ours req/s | ours, keep seen | RecBole `full_sort_topk` req/s | ratio | ratio, keep seen |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | requests | items | max len | ours req/s | ours, keep seen | RecBole `full_sort_topk` req/s "
+             "| ratio (wall) | ratio, keep seen | ratio (CPU) | forward pass, CPU ms/request | outside it: ours / RecBole, CPU ms/request |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['requests']} | {r['items']} | {r['max_len']} | {r['ours_rps']:.0f} | "
-                     f"{r['ours_keep_seen_rps']:.0f} | {r['recbole_rps']:.0f} | {r['ratio']:.2f} | {r['ratio_keep_seen']:.2f} |")
+                     f"{r['ours_keep_seen_rps']:.0f} | {r['recbole_rps']:.0f} | {r['ratio']:.2f} | "
+                     f"{r['ratio_keep_seen']:.2f} | {r['ratio_cpu']:.2f} | {r['forward_cpu_ms_per_request']:.3f} | "
+                     f"{r['ours_overhead_cpu_ms_per_request']:.3f} / {r['recbole_overhead_cpu_ms_per_request']:.3f} |")
     return "\n".join([
         "## Recommend: requests per second (`benchmarks/recommend_speed.py`)",
         "",
         f"`python benchmarks/recommend_speed.py --models {' '.join(args.models)} --dataset {args.dataset} "
         f"--epochs {args.epochs} --batch-size {args.batch_size} --k {args.k} --repeats {args.repeats} "
-        f"--threads {args.threads}`: one request per user of {args.dataset}, {args.batch_size} per batch, "
+        f"--threads {args.threads}{''.join(' --checkpoint ' + c for c in args.checkpoint)}`: "
+        f"{'the checkpoints are earlier trainings of this script; ' if args.checkpoint else ''}one request per user of {args.dataset}, {args.batch_size} per batch, "
         f"top {args.k}, medians of {args.repeats} alternating repeats on {rows[0]['device']} with "
         f"{args.threads} torch thread(s); load average before the run: {load}.",
         "",
@@ -111,7 +138,8 @@ def table(rows: list[dict], args, load: str) -> str:
         "at load time, where `full_sort_topk` looks each user's row up in the test split (`nonzero` "
         "over users x rows) and indexes every field; the id mapping, the time and session handling "
         "and the DataFrame are the rest of ours. Wall times on a shared machine are noisy: compare "
-        "the ratios, measured in one run.",
+        "the ratios, measured in one run; the CPU-time columns (one torch thread) are the steadier "
+        "figure. Ratios are ours / RecBole's throughput (RecBole's time / ours).",
     ])
 
 
