@@ -119,7 +119,7 @@ def table(rows: list[dict], args, load: str) -> str:
                      f"{r['ratio_keep_seen']:.2f} | {r['ratio_cpu']:.2f} | {r['forward_cpu_ms_per_request']:.3f} | "
                      f"{r['ours_overhead_cpu_ms_per_request']:.3f} / {r['recbole_overhead_cpu_ms_per_request']:.3f} |")
     return "\n".join([
-        "## Recommend: requests per second (`benchmarks/recommend_speed.py`)",
+        "### Recommend: requests per second (`benchmarks/recommend_speed.py`)",
         "",
         f"`python benchmarks/recommend_speed.py --models {' '.join(args.models)} --dataset {args.dataset} "
         f"--epochs {args.epochs} --batch-size {args.batch_size} --k {args.k} --repeats {args.repeats} "
