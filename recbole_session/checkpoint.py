@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import logging
 import pickle
+import pickletools
 import re
 import warnings
 import zipfile
@@ -124,6 +125,20 @@ def _refused_global(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+# pickle opcodes that import or call something: a file holding one is refused as code, not as garbage
+_OBJECT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+
+
+def _holds_objects(path: Path) -> bool:
+    """Whether a plain pickle (a legacy, non-zip file) imports or calls anything, read with
+    ``pickletools.genops``, which decodes opcodes and never executes them."""
+    try:
+        with open(path, "rb") as handle:
+            return any(op.name in _OBJECT_OPCODES for op, _, _ in pickletools.genops(handle))
+    except Exception:  # not a pickle at all (text, garbage): nothing to refuse as code
+        return False
+
+
 def load(path: str | Path, map_location: Any = None) -> dict[str, Any]:
     """A checkpoint's dict, read with torch's weights-only unpickler and no extra allow-list;
     :class:`CheckpointError` (one line naming the file) for anything that is not a checkpoint
@@ -139,6 +154,10 @@ def load(path: str | Path, map_location: Any = None) -> dict[str, Any]:
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         name = _refused_global(str(err))
+        if name is None and not _holds_objects(path):
+            # an opcode the weights-only reader does not know, and no object in it: not a torch file
+            raise CheckpointError(f"{path}: not a readable checkpoint (not a torch file): expected a "
+                                  ".pth file saved by a run") from None
         what = f"a Python object ({name})" if name else "Python objects"
         raise CheckpointError(
             f"{path}: refused: the file holds {what} that only a full unpickler could load, and "
