@@ -26,17 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import recbole_session  # noqa: E402,F401
+from recbole_session.build import build, make_config  # noqa: E402
 from recbole_session.evaluation import evaluate_protocols  # noqa: E402
 from recbole_session.evaluation import protocols as protocols_module  # noqa: E402
-from recbole_session.evaluation.results import write_atomic  # noqa: E402
-from recbole_session.quick_start import ensure_atomic_files, make_config  # noqa: E402
-from recbole_session.utils import create_dataset, get_model, get_trainer  # noqa: E402
+from recbole_session.files import write_atomic  # noqa: E402
 
 PAPER = ["random100", "popular100", "full"]
 
@@ -67,22 +63,15 @@ def main() -> None:
             "checkpoint_dir": str(Path("saved").resolve())}
     if args.data_path:
         base["data_path"] = args.data_path
-    config = make_config(args.model, args.dataset, None, base)
-    ensure_atomic_files(config)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train, valid, test = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    trainer.fit(train, valid, saved=False, show_progress=False)
+    built = build(make_config(args.model, args.dataset, None, base))
+    config, dataset, test, model, trainer = built.config, built.dataset, built.test_data, built.model, built.trainer
+    trainer.fit(built.train_data, built.valid_data, saved=False, show_progress=False)
 
-    # RecBole's uni100 on the same model: its own Config, dataset, sampler and dataloader
-    uni_config = make_config(args.model, args.dataset, None, {
-        **base, "eval_args": {**config["eval_args"], "mode": "uni100"}})
-    init_seed(config["seed"], config["reproducibility"])
-    _, _, uni_test = data_preparation(uni_config, create_dataset(uni_config))
-    uni_trainer = get_trainer(uni_config["MODEL_TYPE"], uni_config["model"])(uni_config, model)
+    # RecBole's uni100 on the same trained model: its own Config, dataset, sampler and dataloader
+    uni = build(make_config(args.model, args.dataset, None, {
+        **base, "eval_args": {**config["eval_args"], "mode": "uni100"}}))
+    uni_test, uni_trainer = uni.test_data, uni.trainer
+    uni_trainer.model = model
     t_uni, uni_result = timed(lambda: uni_trainer.evaluate(uni_test, load_best_model=False), args.repeats)
     t_full, _ = timed(lambda: trainer.evaluate(test, load_best_model=False), args.repeats)
 

@@ -33,16 +33,15 @@ import warnings
 from pathlib import Path
 
 import torch
-from recbole.data import data_preparation
 from recbole.utils.case_study import full_sort_topk
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recbole_session.build import build  # noqa: E402
 from recbole_session.files import update_section, write_atomic  # noqa: E402
-from recbole_session.quick_start import run_recbole_session  # noqa: E402
 from recbole_session.recommend import Recommender  # noqa: E402
-from recbole_session.utils import create_dataset  # noqa: E402
+from recbole_session.training import run_recbole_session  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "recommend_speed.md"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -59,7 +58,7 @@ def measure(path: str, batch_size: int, k: int, repeats: int) -> dict:
         warnings.simplefilter("ignore", FutureWarning)
         rec = Recommender.from_checkpoint(path)
         config = rec.config
-        _, _, test = data_preparation(config, create_dataset(config))
+        test = build(config, trainer=False).test_data
     users = test.dataset.inter_feat[test.dataset.uid_field].numpy()  # one test row per user
     tokens = rec.user_tokens[users].tolist()
     batches = [users[i:i + batch_size] for i in range(0, len(users), batch_size)]
