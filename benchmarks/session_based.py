@@ -1,11 +1,11 @@
 """Session-based quality: SRIEM against RecBole's SRGNN, NARM, STAMP and GRU4Rec, fairly.
 
 Every model is trained and tested by RecBole's own Trainer on the same session-based benchmark
-files (SR-GNN protocol) with the same seeds, batch size, embedding size d (also the GRU hidden
+files (SR-GNN common.protocol) with the same seeds, batch size, embedding size d (also the GRU hidden
 size of NARM and GRU4Rec), epoch budget and selection rule (the epoch with the best validation
 MRR@20 is tested, full ranking over all items); every other setting is the model's own (SRIEM:
 ``properties/model/SRIEM.yaml``, RecBole's models: RecBole's defaults). SRIEM is compared with
-SRGNN by a paired t-test on per-session values (a session's prefixes averaged, then the seeds).
+SRGNN by a common.paired t-test on per-session values (a session's prefixes averaged, then the seeds).
 The table goes to ``benchmarks/results/session_based_<dataset>.md``, its narrative to
 ``docs/benchmarks.md``; the last line printed is one JSON object.
 
@@ -21,20 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from _session_common import (
-    RESULTS,
-    add_data_args,
-    cell,
-    check_data_args,
-    data_line,
-    load_line,
-    paired,
-    protocol,
-    protocol_line,
-    session_data,
-    train_seeds,
-    write_outputs,
-)
+import _session_common as common
 
 MODELS = ("SRIEM", "SRGNN", "NARM", "STAMP", "GRU4Rec")
 # Table 2 of the SR-IEM paper, Recall@20 / MRR@20 (%), their baselines' own implementations
@@ -48,12 +35,12 @@ PAPER = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_args(parser)
+    common.add_data_args(parser)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
                         help=f"default: {' '.join(MODELS)}")
     parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/session_based_<dataset>.md)")
     args = parser.parse_args(argv)
-    check_data_args(parser, args)
+    common.check_data_args(parser, args)
     return args
 
 
@@ -65,7 +52,7 @@ def paper_column(dataset: str) -> tuple[str, dict]:
 
 
 def verdict(tests: dict) -> str:
-    """SRIEM against SRGNN, from the paired tests (the paper's claim: SRIEM >= SRGNN on both)."""
+    """SRIEM against SRGNN, from the common.paired tests (the paper's claim: SRIEM >= SRGNN on both)."""
     parts = []
     for metric, test in tests.items():
         word = "above" if test["diff"] > 0 else "below" if test["diff"] < 0 else "equal to"
@@ -82,7 +69,7 @@ def markdown(rows: dict, tests: dict | None, args, dataset: str, stats) -> str:
     lines = [
         f"# Session-based next-item results: {dataset}",
         "",
-        f"Data: {data_line(args, dataset, stats)}. {protocol_line(args)} Each model's other settings are its "
+        f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)} Each model's other settings are its "
         "own (SRIEM: its yaml, with its learning-rate schedule; RecBole's models: RecBole's defaults, "
         "constant learning rate).",
         "",
@@ -91,32 +78,32 @@ def markdown(rows: dict, tests: dict | None, args, dataset: str, stats) -> str:
     ]
     for model, row in rows.items():
         reference = " / ".join(f"{v:.2f}" for v in paper[model])
-        lines.append(f"| {model} | {cell(row, 'recall@20')} | {cell(row, 'mrr@20')} | {cell(row, 'recall@10')} | "
-                     f"{cell(row, 'mrr@10')} | {row['n_params']:,} | {row['seconds']:.0f} | {reference} |")
+        lines.append(f"| {model} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {common.cell(row, 'recall@10')} | "
+                     f"{common.cell(row, 'mrr@10')} | {row['n_params']:,} | {row['seconds']:.0f} | {reference} |")
     lines.append("")
     if tests:
         lines.append(verdict(tests))
         lines.append("")
     lines.append(f"The paper column is Table 2 of the SR-IEM paper (full {paper_name}, the authors' "
-                 f"runs, best epoch chosen on the test set), for orientation only. {load_line()}.")
+                 f"runs, best epoch chosen on the test set), for orientation only. {common.load_line()}.")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     rows = {}
-    with session_data(args) as (dataset, data_path, stats, workdir):
-        config = protocol(args, dataset, data_path, workdir)
+    with common.session_data(args) as (dataset, data_path, stats, workdir):
+        config = common.protocol(args, dataset, data_path, workdir)
         for model in args.models:
-            rows[model] = train_seeds(model, dataset, config, args.seeds, model)
-            print(f"{model}: Recall@20 {cell(rows[model], 'recall@20')} MRR@20 {cell(rows[model], 'mrr@20')} "
+            rows[model] = common.train_seeds(model, dataset, config, args.seeds, model)
+            print(f"{model}: Recall@20 {common.cell(rows[model], 'recall@20')} MRR@20 {common.cell(rows[model], 'mrr@20')} "
                   f"({rows[model]['seconds']:.0f}s)", flush=True)
     tests = None
     if {"SRIEM", "SRGNN"} <= set(rows):
-        tests = {m: paired(rows["SRIEM"], rows["SRGNN"], m) for m in ("recall@20", "mrr@20")}
-    out = Path(args.out) if args.out else RESULTS / f"session_based_{dataset}.md"
+        tests = {m: common.paired(rows["SRIEM"], rows["SRGNN"], m) for m in ("recall@20", "mrr@20")}
+    out = Path(args.out) if args.out else common.RESULTS / f"session_based_{dataset}.md"
     table = markdown(rows, tests, args, dataset, stats)
-    write_outputs(out, table, "session_based", table.split("\n", 2)[2])
+    common.write_outputs(out, table, "session_based", table.split("\n", 2)[2])
     summary = {"dataset": dataset, "seeds": args.seeds, "batch_size": args.batch_size,
                "embedding_size": args.embedding_size, "epochs": args.epochs, "stopping_step": args.stopping_step}
     for model, row in rows.items():

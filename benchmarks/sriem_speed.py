@@ -25,17 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import _session_common as common
 import torch
-from _session_common import (
-    RESULTS,
-    add_data_args,
-    check_data_args,
-    data_line,
-    load_line,
-    protocol,
-    session_data,
-    write_outputs,
-)
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
@@ -48,11 +39,11 @@ GOAL = 3.0  # the paper's SRGNN / SRIEM training-time ratio, roughly
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_args(parser, training=False)
+    common.add_data_args(parser, training=False)
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per model (default 3)")
     parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/sriem_speed_<dataset>.md)")
     args = parser.parse_args(argv)
-    check_data_args(parser, args)
+    common.check_data_args(parser, args)
     return args
 
 
@@ -68,8 +59,8 @@ def build(model: str, dataset: str, config_dict: dict):
 
 
 def measure(args) -> dict:
-    with session_data(args) as (dataset, data_path, stats, workdir):
-        config = {**protocol(args, dataset, data_path, workdir), "eval_protocols": [], "topk": [20]}
+    with common.session_data(args) as (dataset, data_path, stats, workdir):
+        config = {**common.protocol(args, dataset, data_path, workdir), "eval_protocols": [], "topk": [20]}
         runs = {model: build(model, dataset, config) for model in MODELS}
         train_s = {model: [] for model in MODELS}
         test_s = {model: [] for model in MODELS}
@@ -98,7 +89,7 @@ def measure(args) -> dict:
         "test_seconds": test,
         "n_params": n_params,
         "dataset": dataset,
-        "data": data_line(args, dataset, stats),
+        "data": common.data_line(args, dataset, stats),
         "train_rows": train_rows,
         "test_rows": test_rows,
         "embedding_size": args.embedding_size,
@@ -106,7 +97,7 @@ def measure(args) -> dict:
         "threads": args.threads,
         "repeats": args.repeats,
         "torch": torch.__version__,
-        "load": load_line(),
+        "load": common.load_line(),
     }
 
 
@@ -143,8 +134,8 @@ def main(argv=None) -> int:
     result = measure(args)
     table = markdown(result)
     print(table)
-    out = Path(args.out) if args.out else RESULTS / f"sriem_speed_{result['dataset']}.md"
-    write_outputs(out, table, "sriem_speed", table.split("\n", 2)[2])
+    out = Path(args.out) if args.out else common.RESULTS / f"sriem_speed_{result['dataset']}.md"
+    common.write_outputs(out, table, "sriem_speed", table.split("\n", 2)[2])
     print(json.dumps({k: v for k, v in result.items() if k not in ("data", "load")}))
     return 0
 

@@ -5,7 +5,7 @@ the yaml; ``authors``: the authors' code, linear Q and K with l = d; ``paper_lit
 printed) and an ``lr_schedule`` (``plateau``, ``steps``, ``epochs`` = the paper's x0.1 every 3
 epochs, ``none``), everything else from ``properties/model/SRIEM.yaml``. Every row is trained
 with the same seeds, epoch budget, batch and d; the best validation MRR@20 epoch is tested.
-The table (with paired t-tests on per-session values against the first row, and how far the
+The table (with common.paired t-tests on per-session values against the first row, and how far the
 learned importance weights are from uniform) goes to ``benchmarks/results/sriem_variants_<dataset>.md``
 and its narrative to ``docs/benchmarks.md``; the last line printed is one JSON object.
 
@@ -20,21 +20,8 @@ import json
 import sys
 from pathlib import Path
 
+import _session_common as common
 import torch
-from _session_common import (
-    RESULTS,
-    add_data_args,
-    cell,
-    check_data_args,
-    data_line,
-    load_line,
-    paired,
-    protocol,
-    protocol_line,
-    session_data,
-    train_seeds,
-    write_outputs,
-)
 
 from recbole_session.evaluate import load_checkpoint
 from recbole_session.model.sequential_recommender.sriem import IMPORTANCE_FORMS
@@ -51,12 +38,12 @@ ROWS = (
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_args(parser)
+    common.add_data_args(parser)
     parser.add_argument("--rows", nargs="+", default=list(ROWS),
-                        help="FORM/SCHEDULE pairs; the first is the reference of the paired tests")
+                        help="FORM/SCHEDULE pairs; the first is the reference of the common.paired tests")
     parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/sriem_variants_<dataset>.md)")
     args = parser.parse_args(argv)
-    check_data_args(parser, args)
+    common.check_data_args(parser, args)
     for row in args.rows:
         form, _, schedule = row.partition("/")
         if form not in IMPORTANCE_FORMS or schedule not in LR_SCHEDULES:
@@ -95,7 +82,7 @@ def markdown(rows: dict, tests: dict, args, dataset: str, stats) -> str:
     lines = [
         f"# SRIEM importance forms and learning-rate schedules: {dataset}",
         "",
-        f"Data: {data_line(args, dataset, stats)}. {protocol_line(args)}",
+        f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)}",
         "",
         f"| form / schedule | Recall@20 | MRR@20 | vs {reference}: ΔR@20 (p) | ΔMRR@20 (p) | max β / min β | s (all seeds) |",
         "|---|---|---|---|---|---|---|",
@@ -104,16 +91,16 @@ def markdown(rows: dict, tests: dict, args, dataset: str, stats) -> str:
         delta = ["-", "-"]
         if name in tests:
             delta = [f"{100 * tests[name][m]['diff']:+.2f} ({tests[name][m]['p']:.2g})" for m in ("recall@20", "mrr@20")]
-        lines.append(f"| {name} | {cell(row, 'recall@20')} | {cell(row, 'mrr@20')} | {delta[0]} | {delta[1]} | "
+        lines.append(f"| {name} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {delta[0]} | {delta[1]} | "
                      f"{row['beta_spread']:.3f} | {row['seconds']:.0f} |")
     lines += [
         "",
         "Δ: the row minus the reference row, per-session values (a session's prefixes averaged, then the "
-        "seeds), paired t-test p-value. max β / min β: the learned importance weights of a test session, "
+        "seeds), common.paired t-test p-value. max β / min β: the learned importance weights of a test session, "
         "largest over smallest, averaged over test rows of at least two items and over seeds (1.000 = the "
         "plain session mean; the most any form can reach is e = 2.718, since alpha lies in [0, 1]). "
         f"The `authors` form uses l = d = {args.embedding_size} as their code does; `paper` keeps the yaml's l. "
-        f"`steps` decays every `lr_decay_steps` optimizer steps (the yaml's value). {load_line()}.",
+        f"`steps` decays every `lr_decay_steps` optimizer steps (the yaml's value). {common.load_line()}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -121,20 +108,20 @@ def markdown(rows: dict, tests: dict, args, dataset: str, stats) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     rows, tests = {}, {}
-    with session_data(args) as (dataset, data_path, stats, workdir):
-        base = protocol(args, dataset, data_path, workdir)
+    with common.session_data(args) as (dataset, data_path, stats, workdir):
+        base = common.protocol(args, dataset, data_path, workdir)
         for name in args.rows:
-            row = train_seeds("SRIEM", dataset, row_config(name, base), args.seeds, name.replace("/", "-"))
+            row = common.train_seeds("SRIEM", dataset, row_config(name, base), args.seeds, name.replace("/", "-"))
             row["beta_spread"] = sum(beta_spread(f) for f in row.pop("model_files")) / args.seeds
             rows[name] = row
-            print(f"{name}: Recall@20 {cell(row, 'recall@20')} MRR@20 {cell(row, 'mrr@20')} "
+            print(f"{name}: Recall@20 {common.cell(row, 'recall@20')} MRR@20 {common.cell(row, 'mrr@20')} "
                   f"max/min beta {row['beta_spread']:.3f} ({row['seconds']:.0f}s)", flush=True)
     reference = rows[args.rows[0]]
     for name, row in list(rows.items())[1:]:
-        tests[name] = {m: paired(row, reference, m) for m in ("recall@20", "mrr@20")}
-    out = Path(args.out) if args.out else RESULTS / f"sriem_variants_{dataset}.md"
+        tests[name] = {m: common.paired(row, reference, m) for m in ("recall@20", "mrr@20")}
+    out = Path(args.out) if args.out else common.RESULTS / f"sriem_variants_{dataset}.md"
     table = markdown(rows, tests, args, dataset, stats)
-    write_outputs(out, table, "sriem_variants", table.split("\n", 2)[2])
+    common.write_outputs(out, table, "sriem_variants", table.split("\n", 2)[2])
     summary = {"dataset": dataset, "seeds": args.seeds, "reference": args.rows[0]}
     for name, row in rows.items():
         key = name.replace("/", "_")
