@@ -1,11 +1,11 @@
 """Session-based quality: SRIEM against RecBole's SRGNN, NARM, STAMP and GRU4Rec, fairly.
 
 Every model is trained and tested by RecBole's own Trainer on the same session-based benchmark
-files (SR-GNN common.protocol) with the same seeds, batch size, embedding size d (also the GRU hidden
+files (SR-GNN protocol) with the same seeds, batch size, embedding size d (also the GRU hidden
 size of NARM and GRU4Rec), epoch budget and selection rule (the epoch with the best validation
 MRR@20 is tested, full ranking over all items); every other setting is the model's own (SRIEM:
 ``properties/model/SRIEM.yaml``, RecBole's models: RecBole's defaults). SRIEM is compared with
-SRGNN by a common.paired t-test on per-session values (a session's prefixes averaged, then the seeds).
+SRGNN by a paired t-test on per-session values (a session's prefixes averaged, then the seeds).
 The table goes to ``benchmarks/results/session_based_<dataset>.md``, its narrative to
 ``docs/benchmarks.md``; the last line printed is one JSON object.
 
@@ -52,7 +52,7 @@ def paper_column(dataset: str) -> tuple[str, dict]:
 
 
 def verdict(tests: dict) -> str:
-    """SRIEM against SRGNN, from the common.paired tests (the paper's claim: SRIEM >= SRGNN on both)."""
+    """SRIEM against SRGNN, from the paired tests (the paper's claim: SRIEM >= SRGNN on both)."""
     parts = []
     for metric, test in tests.items():
         word = "above" if test["diff"] > 0 else "below" if test["diff"] < 0 else "equal to"

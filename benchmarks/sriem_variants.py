@@ -5,11 +5,13 @@ the yaml; ``authors``: the authors' code, linear Q and K with l = d; ``paper_lit
 printed) and an ``lr_schedule`` (``plateau``, ``steps``, ``epochs`` = the paper's x0.1 every 3
 epochs, ``none``), everything else from ``properties/model/SRIEM.yaml``. Every row is trained
 with the same seeds, epoch budget, batch and d; the best validation MRR@20 epoch is tested.
-The table (with common.paired t-tests on per-session values against the first row, and how far the
+The table (with paired t-tests on per-session values against the first row, and how far the
 learned importance weights are from uniform) goes to ``benchmarks/results/sriem_variants_<dataset>.md``
 and its narrative to ``docs/benchmarks.md``; the last line printed is one JSON object.
 
     python benchmarks/sriem_variants.py --dataset yoochoose-sample --data-path DIR
+    python benchmarks/sriem_variants.py --dataset yoochoose-sample --data-path DIR --batch-size 2048 \
+        --rows paper/plateau paper/steps paper/epochs paper/none     # few steps per epoch
     python benchmarks/sriem_variants.py --rows paper/plateau authors/plateau --seeds 1
 """
 
@@ -27,6 +29,7 @@ from recbole_session.evaluate import load_checkpoint
 from recbole_session.model.sequential_recommender.sriem import IMPORTANCE_FORMS
 from recbole_session.trainer import LR_SCHEDULES
 
+DEFAULT_BATCH = 128  # the paper's
 ROWS = (
     "paper/plateau", "authors/plateau",
     "paper/steps", "authors/steps",
@@ -40,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_data_args(parser)
     parser.add_argument("--rows", nargs="+", default=list(ROWS),
-                        help="FORM/SCHEDULE pairs; the first is the reference of the common.paired tests")
+                        help="FORM/SCHEDULE pairs; the first is the reference of the paired tests")
     parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/sriem_variants_<dataset>.md)")
     args = parser.parse_args(argv)
     common.check_data_args(parser, args)
@@ -80,7 +83,7 @@ def beta_spread(model_file: str) -> float:
 def markdown(rows: dict, tests: dict, args, dataset: str, stats) -> str:
     reference = args.rows[0]
     lines = [
-        f"# SRIEM importance forms and learning-rate schedules: {dataset}",
+        f"# SRIEM importance forms and learning-rate schedules: {dataset}, batch {args.batch_size}",
         "",
         f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)}",
         "",
@@ -96,7 +99,7 @@ def markdown(rows: dict, tests: dict, args, dataset: str, stats) -> str:
     lines += [
         "",
         "Δ: the row minus the reference row, per-session values (a session's prefixes averaged, then the "
-        "seeds), common.paired t-test p-value. max β / min β: the learned importance weights of a test session, "
+        "seeds), paired t-test p-value. max β / min β: the learned importance weights of a test session, "
         "largest over smallest, averaged over test rows of at least two items and over seeds (1.000 = the "
         "plain session mean; the most any form can reach is e = 2.718, since alpha lies in [0, 1]). "
         f"The `authors` form uses l = d = {args.embedding_size} as their code does; `paper` keeps the yaml's l. "
@@ -119,10 +122,12 @@ def main(argv=None) -> int:
     reference = rows[args.rows[0]]
     for name, row in list(rows.items())[1:]:
         tests[name] = {m: common.paired(row, reference, m) for m in ("recall@20", "mrr@20")}
-    out = Path(args.out) if args.out else common.RESULTS / f"sriem_variants_{dataset}.md"
+    # another batch size is another study (fewer steps per epoch): its own table and section
+    suffix = "" if args.batch_size == DEFAULT_BATCH else f"_batch{args.batch_size}"
+    out = Path(args.out) if args.out else common.RESULTS / f"sriem_variants_{dataset}{suffix}.md"
     table = markdown(rows, tests, args, dataset, stats)
-    common.write_outputs(out, table, "sriem_variants", table.split("\n", 2)[2])
-    summary = {"dataset": dataset, "seeds": args.seeds, "reference": args.rows[0]}
+    common.write_outputs(out, table, f"sriem_variants{suffix}", table.split("\n", 2)[2])
+    summary = {"dataset": dataset, "seeds": args.seeds, "batch_size": args.batch_size, "reference": args.rows[0]}
     for name, row in rows.items():
         key = name.replace("/", "_")
         for metric in ("recall@20", "mrr@20"):
