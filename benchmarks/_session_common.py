@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import statistics
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from scipy.stats import ttest_rel
 
 # this checkout's package (not another installed copy) and the test data generator
@@ -30,8 +32,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from session_data import SessionShape, contract_keys_for, write_session_benchmark  # noqa: E402
 
 import recbole_session  # noqa: E402, F401  (shims and registration)
+from recbole_session import checkpoint  # noqa: E402
 from recbole_session.files import update_section, write_atomic  # noqa: E402
-from recbole_session.quick_start import run_seeds  # noqa: E402
+from recbole_session.seeds import run_seeds  # noqa: E402
 
 SYNTHETIC = "diginetica-synth"
 RESULTS = REPO / "benchmarks" / "results"
@@ -54,7 +57,12 @@ def add_data_args(parser: argparse.ArgumentParser, training: bool = True) -> Non
     if training:
         parser.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
         parser.add_argument("--epochs", type=int, default=20, help="epoch budget of every row (default 20)")
-        parser.add_argument("--stopping-step", type=int, default=5, help="early-stopping patience (default 5)")
+        parser.add_argument("--stopping-step", type=int, default=3,
+                            help="RecBole's stopping_step: stop after this many + 1 epochs without a better "
+                                 "validation score (default 3)")
+        parser.add_argument("--cache", default=None,
+                            help="folder keeping each finished row (and its checkpoints): a rerun, or another "
+                                 "script asking for the same row, reads it instead of training again")
 
 
 def check_data_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -72,8 +80,8 @@ def check_data_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     for name in ("seeds", "epochs", "repeats", "batch_size", "eval_batch_size", "embedding_size", "threads"):
         if getattr(args, name, 1) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if getattr(args, "stopping_step", 0) < 0:
-        parser.error(f"--stopping-step must be >= 0, got {args.stopping_step}")
+    if getattr(args, "stopping_step", 1) < 1:
+        parser.error(f"--stopping-step must be at least 1, got {args.stopping_step}")
 
 
 @contextlib.contextmanager
@@ -106,7 +114,7 @@ def protocol(args: argparse.Namespace, dataset: str, data_path: str, workdir: Pa
         "data_path": data_path,
         "checkpoint_dir": str(workdir / "saved"),
         "epochs": getattr(args, "epochs", 1),
-        "stopping_step": getattr(args, "stopping_step", 0),
+        "stopping_step": getattr(args, "stopping_step", 1),  # the speed benchmark does not fit
         "train_batch_size": args.batch_size,
         "eval_batch_size": args.eval_batch_size,
         "embedding_size": d,
@@ -129,23 +137,66 @@ def per_session(entry: dict[str, Any], metric: str) -> dict[str, float]:
     return {session: float(np.mean(values)) for session, values in rows.items()}
 
 
-def train_seeds(model: str, dataset: str, config: dict[str, Any], seeds: int, tag: str) -> dict[str, Any]:
+def _yaml_defaults(model: str) -> dict[str, Any]:
+    path = REPO / "properties" / "model" / f"{model}.yaml"
+    if not path.is_file():  # RecBole's own models: their defaults are RecBole's
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def row_key(model: str, config: dict[str, Any], seeds: int) -> str:
+    """A row's identity in the cache: the model, the seeds and every setting that differs from
+    the model's yaml (so a row asking for the yaml's own value explicitly is the same row)."""
+    defaults = _yaml_defaults(model)
+    settings = {k: v for k, v in config.items()
+                if k != "checkpoint_dir" and not (k in defaults and defaults[k] == v)}
+    text = json.dumps({"model": model, "seeds": seeds, "config": settings}, sort_keys=True, default=str)
+    return f"{model}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def train_seeds(model: str, dataset: str, config: dict[str, Any], seeds: int, tag: str,
+                cache: str | None = None) -> dict[str, Any]:
     """One row: ``model`` trained and tested once per seed 1..``seeds`` (RecBole's Trainer,
     the best validation epoch tested). Returns the per-seed test values, their mean and sample
-    std, per-session values averaged over the seeds, parameters and wall seconds."""
+    std, the best (tested) epoch of each seed, per-session values averaged over the seeds,
+    parameters and wall seconds. With ``cache``, a finished row is kept there (checkpoints
+    included) and read back by any later call asking for the same row."""
+    key = row_key(model, config, seeds)
+    stored = Path(cache) / f"{key}.json" if cache else None
+    if stored is not None and stored.is_file():
+        row = json.loads(stored.read_text())
+        print(f"{tag}: read from {stored}", flush=True)
+        return row
     start = time.perf_counter()
-    config = {**config, "checkpoint_dir": str(Path(config["checkpoint_dir"]) / tag)}
+    folder = Path(cache) / key if cache else Path(config["checkpoint_dir"]) / tag
+    config = {**config, "checkpoint_dir": str(folder)}
     result = run_seeds(model, dataset, list(range(1, seeds + 1)), config_dict=config)
     seconds = time.perf_counter() - start
     saved = json.loads(Path(result["results_file"]).read_text())["per_user"]["test"]
+    model_files = [run["model_file"] for run in result["runs"]]
     row: dict[str, Any] = {"model": model, "n_params": int(result["runs"][0]["n_params"]), "seconds": seconds,
-                           "model_files": [run["model_file"] for run in result["runs"]]}
+                           "model_files": model_files,
+                           # 0-based index of the epoch tested (RecBole saves the best one)
+                           "best_epochs": [int(checkpoint.load(f)["epoch"]) for f in model_files]}
     for metric in METRICS + ("recall@10", "mrr@10"):
         values = [float(run["test_result"][metric]) for run in result["runs"]]
         row[metric] = {"runs": values, "mean": statistics.mean(values),
                        "std": statistics.stdev(values) if len(values) > 1 else 0.0}
     row["sessions"] = {metric: per_session(saved, metric) for metric in METRICS}
+    if stored is not None:
+        write_atomic(stored, json.dumps(row))
     return row
+
+
+def converged(row: dict[str, Any], epochs: int, stopping_step: int) -> bool:
+    """Whether early stopping ended every seed of the row before the epoch budget did (its best
+    epoch was followed by ``stopping_step`` + 1 epochs without a better validation score)."""
+    return all(best + stopping_step + 1 < epochs for best in row["best_epochs"])
+
+
+def epochs_cell(row: dict[str, Any]) -> str:
+    """The tested epochs of the seeds, 1-based."""
+    return ", ".join(str(best + 1) for best in row["best_epochs"])
 
 
 def paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> dict[str, float]:
@@ -175,7 +226,7 @@ def data_line(args: argparse.Namespace, dataset: str, stats: dict | None) -> str
 def protocol_line(args: argparse.Namespace) -> str:
     return (f"{args.seeds} seeds per row (mean ± sample std over seeds); every row: batch {args.batch_size}, "
             f"d = {args.embedding_size} (embedding and GRU hidden size), at most {args.epochs} epochs, early "
-            f"stopping after {args.stopping_step} epochs without a better validation MRR@20, the best "
+            f"stopping after {args.stopping_step + 1} epochs without a better validation MRR@20, the best "
             f"validation epoch tested, full ranking over all items; torch {torch.__version__}, "
             f"{args.threads} thread(s), CPU. Metrics in %.")
 

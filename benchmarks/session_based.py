@@ -12,6 +12,9 @@ The table goes to ``benchmarks/results/session_based_<dataset>.md``, its narrati
     python -m recbole_session.convert yoochoose-sample --raw RAW_DIR --out DIR
     python benchmarks/session_based.py --dataset yoochoose-sample --data-path DIR --seeds 3
     python benchmarks/session_based.py --seeds 1 --epochs 2     # synthetic data: a quick run
+
+``--cache DIR`` keeps every finished row there: an interrupted run resumes, and a row that
+``sriem_variants.py`` also trains (SRIEM with its yaml's settings) is trained once.
 """
 
 from __future__ import annotations
@@ -73,13 +76,18 @@ def markdown(rows: dict, tests: dict | None, args, dataset: str, stats) -> str:
         "own (SRIEM: its yaml, with its learning-rate schedule; RecBole's models: RecBole's defaults, "
         "constant learning rate).",
         "",
-        f"| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | parameters | s (all seeds) | paper {paper_name} R@20 / MRR@20 |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | tested epochs | parameters | s (all seeds) | paper {paper_name} R@20 / MRR@20 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for model, row in rows.items():
         reference = " / ".join(f"{v:.2f}" for v in paper[model])
         lines.append(f"| {model} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {common.cell(row, 'recall@10')} | "
-                     f"{common.cell(row, 'mrr@10')} | {row['n_params']:,} | {row['seconds']:.0f} | {reference} |")
+                     f"{common.cell(row, 'mrr@10')} | {common.epochs_cell(row)} | {row['n_params']:,} | {row['seconds']:.0f} | {reference} |")
+    lines.append("")
+    short = [model for model, row in rows.items() if not common.converged(row, args.epochs, args.stopping_step)]
+    lines.append("Tested epochs: the best validation epoch of each seed (1-based). "
+                 + (f"Early stopping ended every run before the {args.epochs}-epoch budget." if not short else
+                    f"The budget, not early stopping, ended a run of {', '.join(short)}: it may not have converged."))
     lines.append("")
     if tests:
         lines.append(verdict(tests))
@@ -95,7 +103,7 @@ def main(argv=None) -> int:
     with common.session_data(args) as (dataset, data_path, stats, workdir):
         config = common.protocol(args, dataset, data_path, workdir)
         for model in args.models:
-            rows[model] = common.train_seeds(model, dataset, config, args.seeds, model)
+            rows[model] = common.train_seeds(model, dataset, config, args.seeds, model, args.cache)
             print(f"{model}: Recall@20 {common.cell(rows[model], 'recall@20')} MRR@20 {common.cell(rows[model], 'mrr@20')} "
                   f"({rows[model]['seconds']:.0f}s)", flush=True)
     tests = None
@@ -111,6 +119,7 @@ def main(argv=None) -> int:
             key = f"{model.lower()}_{metric.replace('@', '')}"
             summary[key] = round(row[metric]["mean"], 4)
             summary[f"{key}_std"] = round(row[metric]["std"], 4)
+        summary[f"{model.lower()}_best_epochs"] = [best + 1 for best in row["best_epochs"]]
     for metric, test in (tests or {}).items():
         key = f"sriem_vs_srgnn_{metric.replace('@', '')}"
         summary.update({f"{key}_diff": round(test["diff"], 4), f"{key}_t": round(test["t"], 3),

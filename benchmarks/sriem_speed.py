@@ -27,11 +27,8 @@ from pathlib import Path
 
 import _session_common as common
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_seed
 
-from recbole_session.quick_start import make_config
-from recbole_session.utils import create_dataset, get_model, get_trainer
+from recbole_session.build import build, make_config
 
 MODELS = ("SRGNN", "SRIEM", "NARM")
 GOAL = 3.0  # the paper's SRGNN / SRIEM training-time ratio, roughly
@@ -47,21 +44,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def build(model: str, dataset: str, config_dict: dict):
-    """RecBole trainer, training and test data of one model (today's build path, in one place)."""
-    config = make_config(model, dataset, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    train_data, _, test_data = data_preparation(config, create_dataset(config))
-    net = get_model(model)(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
-    trainer.eval_collector.data_collect(train_data)
-    return trainer, train_data, test_data
+def prepare(model: str, dataset: str, config_dict: dict):
+    """RecBole trainer, training and test data of one model."""
+    built = build(make_config(model, dataset, config_dict=config_dict))
+    built.trainer.eval_collector.data_collect(built.train_data)  # as Trainer.fit does before training
+    return built.trainer, built.train_data, built.test_data
 
 
 def measure(args) -> dict:
     with common.session_data(args) as (dataset, data_path, stats, workdir):
         config = {**common.protocol(args, dataset, data_path, workdir), "eval_protocols": [], "topk": [20]}
-        runs = {model: build(model, dataset, config) for model in MODELS}
+        runs = {model: prepare(model, dataset, config) for model in MODELS}
         train_s = {model: [] for model in MODELS}
         test_s = {model: [] for model in MODELS}
         for rep in range(args.repeats):

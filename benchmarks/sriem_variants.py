@@ -25,7 +25,7 @@ from pathlib import Path
 import _session_common as common
 import torch
 
-from recbole_session.evaluate import load_checkpoint
+from recbole_session.build import from_checkpoint
 from recbole_session.model.sequential_recommender.sriem import IMPORTANCE_FORMS
 from recbole_session.trainer import LR_SCHEDULES
 
@@ -66,7 +66,8 @@ def row_config(row: str, base: dict) -> dict:
 def beta_spread(model_file: str) -> float:
     """Mean over the test rows of at least two items of max(beta) / min(beta): 1 is uniform
     (the session mean); alpha lies in [0, 1], so e is the most any form can reach."""
-    _, model, _, _, test_data = load_checkpoint(model_file)
+    built = from_checkpoint(model_file)
+    model, test_data = built.model, built.test_data
     ratios = []
     with torch.no_grad():
         for interaction, *_ in test_data:
@@ -87,23 +88,29 @@ def markdown(rows: dict, tests: dict, args, dataset: str, stats) -> str:
         "",
         f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)}",
         "",
-        f"| form / schedule | Recall@20 | MRR@20 | vs {reference}: ΔR@20 (p) | ΔMRR@20 (p) | max β / min β | s (all seeds) |",
-        "|---|---|---|---|---|---|---|",
+        f"| form / schedule | Recall@20 | MRR@20 | vs {reference}: ΔR@20 (p) | ΔMRR@20 (p) | max β / min β | tested epochs | s (all seeds) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         delta = ["-", "-"]
         if name in tests:
             delta = [f"{100 * tests[name][m]['diff']:+.2f} ({tests[name][m]['p']:.2g})" for m in ("recall@20", "mrr@20")]
         lines.append(f"| {name} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {delta[0]} | {delta[1]} | "
-                     f"{row['beta_spread']:.3f} | {row['seconds']:.0f} |")
+                     f"{row['beta_spread']:.3f} | {common.epochs_cell(row)} | {row['seconds']:.0f} |")
+    short = [name for name, row in rows.items() if not common.converged(row, args.epochs, args.stopping_step)]
     lines += [
+        "",
+        (f"Early stopping ended every run before the {args.epochs}-epoch budget." if not short else
+         f"The budget, not early stopping, ended a run of {', '.join(short)}: it may not have converged."),
         "",
         "Δ: the row minus the reference row, per-session values (a session's prefixes averaged, then the "
         "seeds), paired t-test p-value. max β / min β: the learned importance weights of a test session, "
         "largest over smallest, averaged over test rows of at least two items and over seeds (1.000 = the "
         "plain session mean; the most any form can reach is e = 2.718, since alpha lies in [0, 1]). "
         f"The `authors` form uses l = d = {args.embedding_size} as their code does; `paper` keeps the yaml's l. "
-        f"`steps` decays every `lr_decay_steps` optimizer steps (the yaml's value). {common.load_line()}.",
+        f"`steps` decays every `lr_decay_steps` optimizer steps (the yaml's value). Tested epochs: the best "
+        "validation epoch of each seed (1-based). s: wall seconds on a shared machine (a row read from "
+        f"--cache keeps the seconds of the run that trained it). {common.load_line()}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -114,7 +121,8 @@ def main(argv=None) -> int:
     with common.session_data(args) as (dataset, data_path, stats, workdir):
         base = common.protocol(args, dataset, data_path, workdir)
         for name in args.rows:
-            row = common.train_seeds("SRIEM", dataset, row_config(name, base), args.seeds, name.replace("/", "-"))
+            row = common.train_seeds("SRIEM", dataset, row_config(name, base), args.seeds, name.replace("/", "-"),
+                                     args.cache)
             row["beta_spread"] = sum(beta_spread(f) for f in row.pop("model_files")) / args.seeds
             rows[name] = row
             print(f"{name}: Recall@20 {common.cell(row, 'recall@20')} MRR@20 {common.cell(row, 'mrr@20')} "
@@ -135,6 +143,7 @@ def main(argv=None) -> int:
             summary[f"{key}_{short}"] = round(row[metric]["mean"], 4)
             summary[f"{key}_{short}_std"] = round(row[metric]["std"], 4)
         summary[f"{key}_beta_spread"] = round(row["beta_spread"], 4)
+        summary[f"{key}_best_epochs"] = [best + 1 for best in row["best_epochs"]]
     for name, test in tests.items():
         for metric, values in test.items():
             summary[f"{name.replace('/', '_')}_{metric.replace('@', '')}_p"] = round(values["p"], 4)
