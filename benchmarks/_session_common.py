@@ -231,10 +231,28 @@ def protocol_line(args: argparse.Namespace) -> str:
             f"{args.threads} thread(s), CPU. Metrics in %.")
 
 
-def write_outputs(table: Path, markdown: str, section: str, narrative: str) -> None:
-    """The table file and this script's section of ``docs/benchmarks.md``."""
+def command_line() -> str:
+    """This script's command line, local folders replaced by placeholders."""
+    words, hidden = [f"python benchmarks/{Path(sys.argv[0]).name}"], {"--data-path": "DIR", "--cache": "CACHE", "--out": "FILE"}
+    args = iter(sys.argv[1:])
+    for word in args:
+        words.append(word)
+        if word in hidden:
+            next(args, None)
+            words.append(hidden[word])
+    return " ".join(words)
+
+
+def write_outputs(table: Path, markdown: str, section: str) -> None:
+    """The table file, and this script's section of ``docs/benchmarks.md``: the table's title
+    as a heading, the command that made it, then the table and its notes."""
     write_atomic(table, markdown)
-    update_section(DOCS, section, narrative, title=DOCS_TITLE)
+    title, _, rest = markdown.partition("\n")
+    table = table.resolve()
+    shown = table.relative_to(REPO) if table.is_relative_to(REPO) else table.name
+    body = (f"### {title.lstrip('# ')} (`benchmarks/{Path(sys.argv[0]).name}`)\n\n"
+            f"`{command_line()}` (table: `{shown}`)\n{rest}")
+    update_section(DOCS, section, body, title=DOCS_TITLE)
     print(f"wrote {table} and the '{section}' section of {DOCS}")
 
 

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         tests = {m: common.paired(rows["SRIEM"], rows["SRGNN"], m) for m in ("recall@20", "mrr@20")}
     out = Path(args.out) if args.out else common.RESULTS / f"session_based_{dataset}.md"
     table = markdown(rows, tests, args, dataset, stats)
-    common.write_outputs(out, table, "session_based", table.split("\n", 2)[2])
+    common.write_outputs(out, table, "session_based")
     summary = {"dataset": dataset, "seeds": args.seeds, "batch_size": args.batch_size,
                "embedding_size": args.embedding_size, "epochs": args.epochs, "stopping_step": args.stopping_step}
     for model, row in rows.items():

@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     table = markdown(result)
     print(table)
     out = Path(args.out) if args.out else common.RESULTS / f"sriem_speed_{result['dataset']}.md"
-    common.write_outputs(out, table, "sriem_speed", table.split("\n", 2)[2])
+    common.write_outputs(out, table, "sriem_speed")
     print(json.dumps({k: v for k, v in result.items() if k not in ("data", "load")}))
     return 0
 

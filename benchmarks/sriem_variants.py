@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     suffix = "" if args.batch_size == DEFAULT_BATCH else f"_batch{args.batch_size}"
     out = Path(args.out) if args.out else common.RESULTS / f"sriem_variants_{dataset}{suffix}.md"
     table = markdown(rows, tests, args, dataset, stats)
-    common.write_outputs(out, table, f"sriem_variants{suffix}", table.split("\n", 2)[2])
+    common.write_outputs(out, table, f"sriem_variants{suffix}")
     summary = {"dataset": dataset, "seeds": args.seeds, "batch_size": args.batch_size, "reference": args.rows[0]}
     for name, row in rows.items():
         key = name.replace("/", "_")
