@@ -26,6 +26,8 @@ from pathlib import Path
 
 import _session_common as common
 
+from recbole_session.cli import ArgumentParser
+
 MODELS = ("SRIEM", "SRGNN", "NARM", "STAMP", "GRU4Rec")
 # Table 2 of the SR-IEM paper, Recall@20 / MRR@20 (%), their baselines' own implementations
 PAPER = {
@@ -37,7 +39,7 @@ PAPER = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     common.add_data_args(parser)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
                         help=f"default: {' '.join(MODELS)}")

@@ -29,13 +29,14 @@ import _session_common as common
 import torch
 
 from recbole_session.build import build, make_config
+from recbole_session.cli import ArgumentParser
 
 MODELS = ("SRGNN", "SRIEM", "NARM")
 GOAL = 3.0  # the paper's SRGNN / SRIEM training-time ratio, roughly
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     common.add_data_args(parser, training=False)
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per model (default 3)")
     parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/sriem_speed_<dataset>.md)")

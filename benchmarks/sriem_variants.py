@@ -26,6 +26,7 @@ import _session_common as common
 import torch
 
 from recbole_session.build import from_checkpoint
+from recbole_session.cli import ArgumentParser
 from recbole_session.model.sequential_recommender.sriem import IMPORTANCE_FORMS
 from recbole_session.trainer import LR_SCHEDULES
 
@@ -40,7 +41,7 @@ ROWS = (
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     common.add_data_args(parser)
     parser.add_argument("--rows", nargs="+", default=list(ROWS),
                         help="FORM/SCHEDULE pairs; the first is the reference of the paired tests")

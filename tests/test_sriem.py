@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from recbole.data import data_preparation
+from bad_input import BadInput, check
 from recbole.data.interaction import Interaction
 from recbole.quick_start import load_data_and_model
 from session_data import (
@@ -24,11 +24,13 @@ from session_data import (
     write_session_benchmark,
 )
 
+from recbole_session.build import build as build_run
+from recbole_session.build import make_config
+from recbole_session.lookup import create_dataset, get_model, get_trainer
 from recbole_session.model.sequential_recommender.sriem import IMPORTANCE_FORMS, SRIEM
 from recbole_session.paths import properties_dir
-from recbole_session.quick_start import make_config, run_recbole_session
 from recbole_session.trainer import SRIEMTrainer
-from recbole_session.utils import create_dataset, get_model, get_trainer
+from recbole_session.training import run_recbole_session
 
 DATASET = "diginetica-synth"
 TINY = SessionShape(n_sessions=600, n_items=120, n_topics=8)
@@ -290,10 +292,8 @@ def test_trained_importance_picks_the_informative_item(dataset, form, one_thread
 
 
 def scheduled_trainer(run_config: dict, **overrides):
-    config = make_config("SRIEM", DATASET, config_dict={**run_config, "train_batch_size": 512, **overrides})
-    train_data, valid_data, _ = data_preparation(config, create_dataset(config))
-    model = get_model("SRIEM")(config, train_data._dataset)
-    return get_trainer(config["MODEL_TYPE"], config["model"])(config, model), train_data, valid_data
+    built = build_run(make_config("SRIEM", DATASET, config_dict={**run_config, "train_batch_size": 512, **overrides}))
+    return built.trainer, built.train_data, built.valid_data
 
 
 def learning_rates(trainer, train_data, valid_data) -> list[float]:
@@ -396,3 +396,24 @@ def test_generator_writes_the_file_contract(session_root):
         contract_keys_for(DATASET) == {} and contract_keys_for("no-such-sessions") == CONTRACT_KEYS
     )
 
+
+
+# the session-based benchmarks refuse bad options in one line, before loading any data
+BENCHMARK_CASES = [
+    BadInput("benchmarks", "`--dataset` without `--data-path`", "benchmarks/session_based.py",
+             ("--dataset", "yoochoose-sample"), "--dataset and --data-path go together"),
+    BadInput("benchmarks", "a data folder without the converted files", "benchmarks/session_based.py",
+             ("--dataset", "yoochoose-sample", "--data-path", "{tmp}"),
+             "no yoochoose-sample.train.inter"),
+    BadInput("benchmarks", "`--seeds 0`", "benchmarks/session_based.py", ("--seeds", "0"),
+             "--seeds must be at least 1, got 0"),
+    BadInput("benchmarks", "an unknown SRIEM variant", "benchmarks/sriem_variants.py",
+             ("--rows", "paper/cosine"), "--rows paper/cosine: expected FORM/SCHEDULE"),
+    BadInput("benchmarks", "`--repeats 0`", "benchmarks/sriem_speed.py", ("--repeats", "0"),
+             "--repeats must be at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("case", BENCHMARK_CASES, ids=lambda case: case.id)
+def test_benchmark_bad_options(case, tmp_path):
+    check(case, tmp_path)
