@@ -1,188 +1,132 @@
-"""Session-based quality: SRIEM against RecBole's SRGNN, NARM, STAMP and GRU4Rec.
+"""Session-based quality: SRIEM against RecBole's SRGNN, NARM, STAMP and GRU4Rec, fairly.
 
-Every model is trained and tested by ``run_recbole_session`` (RecBole's own Trainer, full
-ranking over all items, the best validation epoch by MRR@20 is tested) on the same
-session-based benchmark files (SR-GNN protocol), and a Markdown table of Recall@20 and MRR@20
-(and @10) is written to ``benchmarks/results/session_based_<dataset>.md``.
+Every model is trained and tested by RecBole's own Trainer on the same session-based benchmark
+files (SR-GNN protocol) with the same seeds, batch size, embedding size d (also the GRU hidden
+size of NARM and GRU4Rec), epoch budget and selection rule (the epoch with the best validation
+MRR@20 is tested, full ranking over all items); every other setting is the model's own (SRIEM:
+``properties/model/SRIEM.yaml``, RecBole's models: RecBole's defaults). SRIEM is compared with
+SRGNN by a paired t-test on per-session values (a session's prefixes averaged, then the seeds).
+The table goes to ``benchmarks/results/session_based_<dataset>.md``, its narrative to
+``docs/benchmarks.md``; the last line printed is one JSON object.
 
-    python benchmarks/session_based.py                    # synthetic DIGINETICA-shaped data
-    python benchmarks/session_based.py --dataset diginetica --data-path atomic_files
+    python -m recbole_session.convert yoochoose-sample --raw RAW_DIR --out DIR
+    python benchmarks/session_based.py --dataset yoochoose-sample --data-path DIR --seeds 3
+    python benchmarks/session_based.py --seeds 1 --epochs 2     # synthetic data: a quick run
 
-By default every model keeps its own settings (SRIEM: the paper's, ``properties/model/SRIEM.yaml``;
-RecBole's models: RecBole's defaults); the training protocol (epochs, early stopping, batch size,
-validation metric) is shared. ``--embedding-size`` gives every model the same d. The synthetic
-data only checks that everything runs on data of the right shape: its figures say little about
-quality on real sessions.
+``--cache DIR`` keeps every finished row there: an interrupted run resumes, and a row that
+``sriem_variants.py`` also trains (SRIEM with its yaml's settings) is trained once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import torch
+import _session_common as common
 
-# this checkout's package (not another installed copy) and the test data generator
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from session_data import SessionShape, contract_keys_for, write_session_benchmark  # noqa: E402
-
-import recbole_session  # noqa: E402, F401  (shims and registration)
-from recbole_session.quick_start import run_recbole_session  # noqa: E402
+from recbole_session.cli import ArgumentParser
 
 MODELS = ("SRIEM", "SRGNN", "NARM", "STAMP", "GRU4Rec")
-SYNTHETIC = "diginetica-synth"
-PAPER = {  # Table 2 of the SR-IEM paper, DIGINETICA, Recall@20 / MRR@20 (%)
-    "SRIEM": (52.35, 17.64),
-    "SRGNN": (50.73, 17.59),
-    "NARM": (49.70, 16.17),
-    "STAMP": (45.64, 14.32),
-    "GRU4Rec": (29.45, 8.33),
+# Table 2 of the SR-IEM paper, Recall@20 / MRR@20 (%), their baselines' own implementations
+PAPER = {
+    "yoochoose": {"SRIEM": (71.15, 31.71), "SRGNN": (70.57, 30.94), "NARM": (68.32, 28.63),
+                  "STAMP": (68.74, 29.67), "GRU4Rec": (60.64, 22.89)},
+    "diginetica": {"SRIEM": (52.35, 17.64), "SRGNN": (50.73, 17.59), "NARM": (49.70, 16.17),
+                   "STAMP": (45.64, 14.32), "GRU4Rec": (29.45, 8.33)},
 }
-COLUMNS = ("recall@20", "mrr@20", "recall@10", "mrr@10")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sessions", type=int, default=4000, help="synthetic sessions (default 4000)"
-    )
-    parser.add_argument("--items", type=int, default=1000, help="synthetic items (default 1000)")
-    parser.add_argument("--dataset", default=None, help="a converted session-based dataset instead")
-    parser.add_argument("--data-path", default=None, help="data_path holding --dataset")
-    parser.add_argument(
-        "--models", nargs="+", default=list(MODELS), help=f"default: {' '.join(MODELS)}"
-    )
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument(
-        "--stopping-step", type=int, default=3, help="early stopping patience (epochs)"
-    )
-    parser.add_argument("--batch-size", type=int, default=128, help="training batch (paper: 128)")
-    parser.add_argument("--eval-batch-size", type=int, default=1024)
-    parser.add_argument(
-        "--embedding-size", type=int, default=None, help="the same d for every model"
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="Markdown file (default benchmarks/results/session_based_<dataset>.md)",
-    )
-    return parser.parse_args(argv)
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_data_args(parser)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                        help=f"default: {' '.join(MODELS)}")
+    parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/session_based_<dataset>.md)")
+    args = parser.parse_args(argv)
+    common.check_data_args(parser, args)
+    return args
 
 
-def train_and_test(model: str, dataset: str, data_path: str, args, workdir: Path) -> dict:
-    config = {
-        **contract_keys_for(dataset),
-        "data_path": data_path,
-        "checkpoint_dir": str(workdir / "saved" / model),
-        "epochs": args.epochs,
-        "stopping_step": args.stopping_step,
-        "train_batch_size": args.batch_size,
-        "eval_batch_size": args.eval_batch_size,
-        "metrics": ["Recall", "MRR"],
-        "topk": [10, 20],
-        "valid_metric": "MRR@20",
-        "show_progress": False,
-        "state": "WARNING",
-        "use_gpu": False,
-    }
-    if args.embedding_size:
-        config.update({"embedding_size": args.embedding_size, "hidden_size": args.embedding_size})
-    start = time.perf_counter()
-    result = run_recbole_session(model, dataset, config_dict=config)
-    seconds = time.perf_counter() - start
-    return {"test": dict(result["test_result"]), "n_params": result["n_params"], "seconds": seconds}
+def paper_column(dataset: str) -> tuple[str, dict]:
+    for name, table in PAPER.items():
+        if dataset.startswith(name):
+            return ("YOOCHOOSE 1/64" if name == "yoochoose" else "DIGINETICA"), table
+    return "DIGINETICA", PAPER["diginetica"]
 
 
-def markdown(results: dict, args, dataset: str, stats: dict | None) -> str:
-    if stats:
-        data = (
-            f"synthetic DIGINETICA-shaped sessions (`tests/session_data.py`, {args.sessions} sessions, "
-            f"{stats['items']} items, {stats['clicks']} clicks; train/valid/test rows "
-            f"{stats['train']['rows']}/{stats['valid']['rows']}/{stats['test']['rows']})"
-        )
-    else:
-        data = f"`{dataset}` from `{args.data_path}`"
-    sizes = (
-        f"d = {args.embedding_size} for every model"
-        if args.embedding_size
-        else "each model's own defaults (SRIEM: d=200, l=100)"
-    )
+def verdict(tests: dict) -> str:
+    """SRIEM against SRGNN, from the paired tests (the paper's claim: SRIEM >= SRGNN on both)."""
+    parts = []
+    for metric, test in tests.items():
+        word = "above" if test["diff"] > 0 else "below" if test["diff"] < 0 else "equal to"
+        significance = "significant" if test["p"] < 0.05 else "not significant"
+        parts.append(f"{metric} {100 * test['diff']:+.2f} points ({word} SRGNN; t = {test['t']:.2f}, "
+                     f"p = {test['p']:.2g}, {significance} at 0.05)")
+    met = all(test["diff"] >= 0 for test in tests.values())
+    return (f"SRIEM - SRGNN over {next(iter(tests.values()))['sessions']} test sessions: " + "; ".join(parts)
+            + f". The paper's claim (SRIEM >= SRGNN on both) is {'met' if met else 'not met'} here.")
+
+
+def markdown(rows: dict, tests: dict | None, args, dataset: str, stats) -> str:
+    paper_name, paper = paper_column(dataset)
     lines = [
         f"# Session-based next-item results: {dataset}",
         "",
-        f"Data: {data}. Full ranking over all items; the epoch with the best validation MRR@20 is "
-        f"tested. Up to {args.epochs} epochs, early stopping after {args.stopping_step} epochs "
-        f"without improvement, batch {args.batch_size}, Adam 1e-3 (SRIEM with its step decay); "
-        f"sizes: {sizes}. torch {torch.__version__}, {args.threads} thread(s).",
+        f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)} Each model's other settings are its "
+        "own (SRIEM: its yaml, with its learning-rate schedule; RecBole's models: RecBole's defaults, "
+        "constant learning rate).",
         "",
-        "| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | parameters | train+test s | paper DIGINETICA R@20 / MRR@20 |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | tested epochs | parameters | s (all seeds) | paper {paper_name} R@20 / MRR@20 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for model, res in results.items():
-        values = " | ".join(f"{100 * res['test'][c]:.2f}" for c in COLUMNS)
-        paper = " / ".join(f"{v:.2f}" for v in PAPER[model]) if model in PAPER else "-"
-        lines.append(
-            f"| {model} | {values} | {res['n_params']:,} | {res['seconds']:.0f} | {paper} |"
-        )
-    lines += [
-        "",
-        "Metrics in %. The paper column is Table 2 of the SR-IEM paper on the real DIGINETICA "
-        "(their baselines' own implementations), for orientation only.",
-    ]
-    if stats:
-        lines.append(
-            "The synthetic sessions follow planted topics and item-to-item transitions: they check "
-            "that the pipeline runs on data of the right shape and say little about quality on real sessions."
-        )
+    for model, row in rows.items():
+        reference = " / ".join(f"{v:.2f}" for v in paper[model])
+        lines.append(f"| {model} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {common.cell(row, 'recall@10')} | "
+                     f"{common.cell(row, 'mrr@10')} | {common.epochs_cell(row)} | {row['n_params']:,} | {row['seconds']:.0f} | {reference} |")
+    lines.append("")
+    short = [model for model, row in rows.items() if not common.converged(row, args.epochs, args.stopping_step)]
+    lines.append("Tested epochs: the best validation epoch of each seed (1-based). "
+                 + (f"Early stopping ended every run before the {args.epochs}-epoch budget." if not short else
+                    f"The budget, not early stopping, ended a run of {', '.join(short)}: it may not have converged."))
+    lines.append("")
+    if tests:
+        lines.append(verdict(tests))
+        lines.append("")
+    lines.append(f"The paper column is Table 2 of the SR-IEM paper (full {paper_name}, the authors' "
+                 f"runs, best epoch chosen on the test set), for orientation only. {common.load_line()}.")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if bool(args.dataset) != bool(args.data_path):
-        raise SystemExit("--dataset and --data-path go together")
-    torch.set_num_threads(args.threads)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        if args.dataset:
-            dataset, data_path, stats = args.dataset, str(Path(args.data_path).resolve()), None
-        else:
-            shape = SessionShape(n_sessions=args.sessions, n_items=args.items)
-            stats = write_session_benchmark(workdir / "data", SYNTHETIC, shape)
-            dataset, data_path = SYNTHETIC, str(workdir / "data")
-        cwd = os.getcwd()
-        os.chdir(workdir)  # RecBole writes ./log and ./log_tensorboard
-        try:
-            for model in args.models:
-                results[model] = train_and_test(model, dataset, data_path, args, workdir)
-                test = results[model]["test"]
-                print(
-                    f"{model}: Recall@20 {test['recall@20']:.4f} MRR@20 {test['mrr@20']:.4f} "
-                    f"({results[model]['seconds']:.0f}s)",
-                    flush=True,
-                )
-        finally:
-            os.chdir(cwd)
-    out = (
-        Path(args.out)
-        if args.out
-        else REPO / "benchmarks" / "results" / f"session_based_{dataset}.md"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    temporary.write_text(markdown(results, args, dataset, stats), encoding="utf-8")
-    os.replace(temporary, out)
-    print(f"wrote {out}")
-    print(json.dumps({m: {**r["test"], "n_params": r["n_params"]} for m, r in results.items()}))
+    rows = {}
+    with common.session_data(args) as (dataset, data_path, stats, workdir):
+        config = common.protocol(args, dataset, data_path, workdir)
+        for model in args.models:
+            rows[model] = common.train_seeds(model, dataset, config, args.seeds, model, args.cache)
+            print(f"{model}: Recall@20 {common.cell(rows[model], 'recall@20')} MRR@20 {common.cell(rows[model], 'mrr@20')} "
+                  f"({rows[model]['seconds']:.0f}s)", flush=True)
+    tests = None
+    if {"SRIEM", "SRGNN"} <= set(rows):
+        tests = {m: common.paired(rows["SRIEM"], rows["SRGNN"], m) for m in ("recall@20", "mrr@20")}
+    out = Path(args.out) if args.out else common.RESULTS / f"session_based_{dataset}.md"
+    table = markdown(rows, tests, args, dataset, stats)
+    common.write_outputs(out, table, "session_based")
+    summary = {"dataset": dataset, "seeds": args.seeds, "batch_size": args.batch_size,
+               "embedding_size": args.embedding_size, "epochs": args.epochs, "stopping_step": args.stopping_step}
+    for model, row in rows.items():
+        for metric in ("recall@20", "mrr@20"):
+            key = f"{model.lower()}_{metric.replace('@', '')}"
+            summary[key] = round(row[metric]["mean"], 4)
+            summary[f"{key}_std"] = round(row[metric]["std"], 4)
+        summary[f"{model.lower()}_best_epochs"] = [best + 1 for best in row["best_epochs"]]
+    for metric, test in (tests or {}).items():
+        key = f"sriem_vs_srgnn_{metric.replace('@', '')}"
+        summary.update({f"{key}_diff": round(test["diff"], 4), f"{key}_t": round(test["t"], 3),
+                        f"{key}_p": float(f"{test['p']:.3g}"), "sessions": test["sessions"]})
+    print(json.dumps(summary))
     return 0
 
 

@@ -1,6 +1,8 @@
 """SRIEM: the importance extraction module against hand computations, padding on either side,
-the paper's settings, and end-to-end runs through RecBole's own Trainer on a tiny
-DIGINETICA-shaped session-based dataset (SR-GNN benchmark file contract)."""
+its gradients (the default form learns, the literal printed form cannot), importance learned on
+sessions where one item is informative, the learning-rate schedules through RecBole's own
+Trainer, and end-to-end runs on a tiny DIGINETICA-shaped session-based dataset (SR-GNN
+benchmark file contract)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from recbole.data import data_preparation
+from bad_input import BadInput, check
+from recbole.data.interaction import Interaction
 from recbole.quick_start import load_data_and_model
 from session_data import (
     CONTRACT_KEYS,
@@ -21,15 +24,18 @@ from session_data import (
     write_session_benchmark,
 )
 
-from recbole_session.model.sequential_recommender.sriem import SRIEM
+from recbole_session.build import build as build_run
+from recbole_session.build import make_config
+from recbole_session.lookup import create_dataset, get_model, get_trainer
+from recbole_session.model.sequential_recommender.sriem import IMPORTANCE_FORMS, SRIEM
 from recbole_session.paths import properties_dir
-from recbole_session.quick_start import make_config, run_recbole_session
 from recbole_session.trainer import SRIEMTrainer
-from recbole_session.utils import create_dataset, get_model, get_trainer
+from recbole_session.training import run_recbole_session
 
 DATASET = "diginetica-synth"
 TINY = SessionShape(n_sessions=600, n_items=120, n_topics=8)
 SMALL_MODEL = {"embedding_size": 16, "attention_size": 8}
+DEFAULT_FORM, DEFAULT_SCHEDULE = "paper", "plateau"  # measured: docs/sriem.md
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +59,16 @@ def run_config(session_root, workdir) -> dict:
         "topk": [10, 20],
         **SMALL_MODEL,
     }
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a busy machine two threads
+    that wait for each other were 30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +102,14 @@ def hand_importance(model: SRIEM, items: list[int], form: str) -> tuple[np.ndarr
     wq = model.query.weight.detach().double().numpy()
     wk = model.key.weight.detach().double().numpy()
     d, t = emb.shape[1], len(items)
-    if form == "paper":
-        q, k = sigmoid(emb @ wq.T), sigmoid(emb @ wk.T)
-        c = sigmoid(q @ k.T) / math.sqrt(d)
-        divisor = t
-    else:
+    if form == "authors":
         q, k = emb @ wq.T, emb @ wk.T
         c = sigmoid(q @ k.T / math.sqrt(d))
         divisor = max(t - 1, 1)
+    else:
+        q, k = sigmoid(emb @ wq.T), sigmoid(emb @ wk.T)
+        c = sigmoid(q @ k.T) / math.sqrt(d) if form == "paper_literal" else sigmoid(q @ k.T / math.sqrt(d))
+        divisor = t
     alpha = np.array([sum(c[i, j] for j in range(t) if j != i) / divisor for i in range(t)])
     beta = np.exp(alpha) / np.exp(alpha).sum()
     return alpha, beta
@@ -116,12 +132,14 @@ def importance_of(model: SRIEM, item_seq: torch.Tensor):
         return model.importance(model.item_embedding(item_seq), item_seq.gt(0))
 
 
-def test_paper_settings_are_the_defaults(dataset):
+def test_defaults(dataset):
     config, _ = dataset
     assert config["embedding_size"] == 200 and config["attention_size"] == 100
-    assert config["importance"] == "paper"
+    assert config["importance"] == DEFAULT_FORM
     assert config["learner"] == "adam" and config["learning_rate"] == pytest.approx(1e-3)
-    assert config["lr_decay_step"] == 3 and config["lr_decay_rate"] == pytest.approx(0.1)
+    assert config["lr_schedule"] == DEFAULT_SCHEDULE and config["lr_decay_rate"] == pytest.approx(0.1)
+    assert config["lr_decay_epochs"] == 3  # the paper's schedule, as an option
+    assert config["lr_decay_steps"] == 8670  # 3 epochs of the paper's YOOCHOOSE 1/64 at batch 128
     assert config["train_batch_size"] == 128 and config["weight_decay"] == pytest.approx(1e-5)
     assert config["MAX_ITEM_LIST_LENGTH"] == 10 and config["loss_type"] == "CE"
     assert config["train_neg_sample_args"]["distribution"] == "none"  # CE: no negative sampling
@@ -138,7 +156,7 @@ def test_parameter_count(dataset):
     assert torch.all(model.item_embedding.weight[0] == 0)
 
 
-@pytest.mark.parametrize("form", ["paper", "authors"])
+@pytest.mark.parametrize("form", IMPORTANCE_FORMS)
 def test_importance_sums_to_one_and_skips_padding(dataset, form):
     model = build(dataset, importance=form)
     item_seq = torch.tensor(
@@ -154,7 +172,7 @@ def test_importance_sums_to_one_and_skips_padding(dataset, form):
     assert torch.all(beta[3] == 0)  # an all-padding row stays finite
 
 
-@pytest.mark.parametrize("form", ["paper", "authors"])
+@pytest.mark.parametrize("form", IMPORTANCE_FORMS)
 def test_importance_equals_hand_computation(dataset, form):
     model = build(dataset, importance=form)
     items = [11, 4, 27]
@@ -162,7 +180,7 @@ def test_importance_equals_hand_computation(dataset, form):
     hand_alpha, hand_beta = hand_importance(model, items, form)
     np.testing.assert_allclose(alpha[0, :3].double().numpy(), hand_alpha, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(beta[0, :3].double().numpy(), hand_beta, rtol=1e-5, atol=1e-7)
-    assert np.ptp(hand_beta) > 0  # the items are really weighed differently
+    assert np.ptp(hand_beta) > 0  # the items are really weighed differently (l = 8: no saturation)
 
 
 def test_masked_diagonal_removes_self_affinity(dataset):
@@ -187,7 +205,7 @@ def test_masked_diagonal_removes_self_affinity(dataset):
     assert torch.equal(importance_of(model, item_seq)[0], alpha)
 
 
-@pytest.mark.parametrize("form", ["paper", "authors"])
+@pytest.mark.parametrize("form", IMPORTANCE_FORMS)
 def test_left_and_right_padding_give_the_same_output(dataset, form):
     model = build(dataset, importance=form).eval()
     sessions = [[5, 9, 13], [7], [3, 4, 5, 6, 7, 8], [21, 21]]
@@ -209,29 +227,133 @@ def test_bad_importance_form_is_rejected(dataset):
         build(dataset, importance="mean")
 
 
-def test_step_decay_through_recbole_trainer(dataset, run_config):
-    config = make_config(
-        "SRIEM",
-        DATASET,
-        config_dict={**run_config, "epochs": 3, "lr_decay_step": 2, "train_batch_size": 512},
-    )
-    data = create_dataset(config)
-    train_data, valid_data, _ = data_preparation(config, data)
-    model = get_model("SRIEM")(config, train_data._dataset)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    seen = []
-    trainer.fit(
-        train_data,
-        valid_data,
-        saved=False,
-        callback_fn=lambda epoch, score: seen.append(trainer.optimizer.param_groups[0]["lr"]),
-    )
-    assert seen == pytest.approx([1e-3, 1e-3, 1e-4])
-    assert trainer.learning_rate_at(7) == pytest.approx(1e-6)
+PAPER_SIZES = {"attention_size": 100}  # the paper's l: Q K^T is about l/4 = 25 at init
+
+
+def importance_gradients(model: SRIEM) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of W_q and W_k from the real CE loss on one batch of sessions."""
+    item_seq = torch.tensor([[5, 9, 13, 2, 0], [7, 3, 0, 0, 0], [3, 4, 5, 6, 7], [11, 40, 2, 0, 0]])
+    interaction = Interaction({
+        model.ITEM_SEQ: item_seq,
+        model.ITEM_SEQ_LEN: item_seq.gt(0).sum(dim=1),
+        model.POS_ITEM_ID: torch.tensor([20, 21, 22, 23]),
+    })
+    model.zero_grad()
+    model.calculate_loss(interaction).backward()
+    return model.query.weight.grad, model.key.weight.grad
 
 
 @pytest.mark.parametrize("form", ["paper", "authors"])
-def test_end_to_end_full_ranking(session_root, run_config, form):
+def test_learning_forms_get_importance_gradients_at_the_papers_sizes(dataset, form):
+    grad_q, grad_k = importance_gradients(build(dataset, importance=form, **PAPER_SIZES))
+    assert grad_q.abs().sum() > 0 and grad_k.abs().sum() > 0
+
+
+def test_literal_form_cannot_learn_at_the_papers_sizes(dataset, caplog):
+    """The trap the default avoids: sigmoid(Q K^T) is exactly 1.0 in float32."""
+    with caplog.at_level("WARNING"):
+        model = build(dataset, importance="paper_literal", **PAPER_SIZES)
+    assert any("paper_literal" in r.getMessage() for r in caplog.records)
+    grad_q, grad_k = importance_gradients(model)
+    assert torch.all(grad_q == 0) and torch.all(grad_k == 0)
+    item_seq = torch.tensor([[5, 9, 13, 2, 0]])
+    alpha, beta = importance_of(model, item_seq)
+    assert torch.all(beta[0, :4] == 0.25)  # exactly the session mean
+
+
+def signal_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sessions of 5 items: one informative item (1..8) at a random place before the last,
+    the others noise (17..59); the target (9..16) is determined by the informative item."""
+    item_seq = torch.randint(17, 60, (n, 5), generator=generator)
+    place = torch.randint(0, 4, (n,), generator=generator)
+    signal = torch.randint(1, 9, (n,), generator=generator)
+    item_seq[torch.arange(n), place] = signal
+    return item_seq, place, signal + 8
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_trained_importance_picks_the_informative_item(dataset, form, one_thread):
+    """A few Adam steps on the real loss: the weights become non-uniform and favour the one
+    item that predicts the target (uniform weight: 1/5)."""
+    model = build(dataset, importance=form)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(100):
+        item_seq, _, target = signal_batch(64, generator)
+        interaction = Interaction({model.ITEM_SEQ: item_seq, model.ITEM_SEQ_LEN: torch.full((64,), 5),
+                                   model.POS_ITEM_ID: target})
+        optimizer.zero_grad()
+        model.calculate_loss(interaction).backward()
+        optimizer.step()
+    item_seq, place, _ = signal_batch(500, torch.Generator().manual_seed(2))
+    _, beta = importance_of(model, item_seq)
+    assert (beta.max(dim=1).values / beta.min(dim=1).values).mean() > 1.1
+    assert beta[torch.arange(500), place].mean() > 0.22
+
+
+def scheduled_trainer(run_config: dict, **overrides):
+    built = build_run(make_config("SRIEM", DATASET, config_dict={**run_config, "train_batch_size": 512, **overrides}))
+    return built.trainer, built.train_data, built.valid_data
+
+
+def learning_rates(trainer, train_data, valid_data) -> list[float]:
+    """The learning rate at the end of every epoch of RecBole's own ``fit``."""
+    seen = []
+    trainer.fit(train_data, valid_data, saved=False,
+                callback_fn=lambda epoch, score: seen.append(trainer.optimizer.param_groups[0]["lr"]))
+    return seen
+
+
+def test_epoch_schedule_through_recbole_trainer(run_config, one_thread):
+    trainer, train_data, valid_data = scheduled_trainer(
+        run_config, epochs=3, lr_schedule="epochs", lr_decay_epochs=2)
+    assert learning_rates(trainer, train_data, valid_data) == pytest.approx([1e-3, 1e-3, 1e-4])
+    assert trainer.learning_rate_at(7) == pytest.approx(1e-6)
+
+
+def test_step_schedule_counts_optimizer_steps(run_config, one_thread):
+    trainer, train_data, valid_data = scheduled_trainer(
+        run_config, epochs=2, lr_schedule="steps", lr_decay_steps=3)
+    steps = len(train_data)  # optimizer steps per epoch
+    assert steps >= 3
+    expected = [1e-3 * 0.1 ** ((steps * (epoch + 1) - 1) // 3) for epoch in range(2)]
+    assert learning_rates(trainer, train_data, valid_data) == pytest.approx(expected)
+    assert trainer.optimizer_steps == 2 * steps
+
+
+def test_plateau_schedule_follows_the_validation_score(run_config, one_thread):
+    # a learning rate too small to move the validation score: every epoch after the first is
+    # a plateau, so the rate drops after patience + 1 = 2 of them (then the count restarts)
+    trainer, train_data, valid_data = scheduled_trainer(
+        run_config, epochs=5, learning_rate=1e-9, lr_schedule="plateau", lr_plateau_patience=1)
+    assert learning_rates(trainer, train_data, valid_data) == pytest.approx(
+        [1e-9, 1e-9, 1e-10, 1e-10, 1e-11], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lr_schedule": "cosine"}, "lr_schedule must be one of"),
+        ({"lr_schedule": "steps", "lr_decay_steps": 0}, "positive integer lr_decay_steps"),
+        ({"lr_schedule": "epochs", "lr_decay_rate": 1.5}, "0 < lr_decay_rate < 1"),
+    ],
+)
+def test_bad_schedule_is_rejected(dataset, workdir, overrides, message):
+    config, _ = dataset
+    model = build(dataset)
+    saved = {key: config[key] for key in overrides}
+    try:
+        for key, value in overrides.items():
+            config[key] = value
+        with pytest.raises(ValueError, match=message):
+            SRIEMTrainer(config, model)
+    finally:
+        for key, value in saved.items():
+            config[key] = value
+
+
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_end_to_end_full_ranking(session_root, run_config, form, one_thread):
     result = run_recbole_session(
         "SRIEM",
         DATASET,
@@ -273,3 +395,25 @@ def test_generator_writes_the_file_contract(session_root):
     assert (
         contract_keys_for(DATASET) == {} and contract_keys_for("no-such-sessions") == CONTRACT_KEYS
     )
+
+
+
+# the session-based benchmarks refuse bad options in one line, before loading any data
+BENCHMARK_CASES = [
+    BadInput("benchmarks", "`--dataset` without `--data-path`", "benchmarks/session_based.py",
+             ("--dataset", "yoochoose-sample"), "--dataset and --data-path go together"),
+    BadInput("benchmarks", "a data folder without the converted files", "benchmarks/session_based.py",
+             ("--dataset", "yoochoose-sample", "--data-path", "{tmp}"),
+             "no yoochoose-sample.train.inter"),
+    BadInput("benchmarks", "`--seeds 0`", "benchmarks/session_based.py", ("--seeds", "0"),
+             "--seeds must be at least 1, got 0"),
+    BadInput("benchmarks", "an unknown SRIEM variant", "benchmarks/sriem_variants.py",
+             ("--rows", "paper/cosine"), "--rows paper/cosine: expected FORM/SCHEDULE"),
+    BadInput("benchmarks", "`--repeats 0`", "benchmarks/sriem_speed.py", ("--repeats", "0"),
+             "--repeats must be at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("case", BENCHMARK_CASES, ids=lambda case: case.id)
+def test_benchmark_bad_options(case, tmp_path):
+    check(case, tmp_path)

@@ -13,13 +13,14 @@ Reference code:
 from __future__ import annotations
 
 import math
+from logging import getLogger
 
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 from torch import nn
 
-IMPORTANCE_FORMS = ("paper", "authors")
+IMPORTANCE_FORMS = ("paper", "authors", "paper_literal")
 
 
 class SRIEM(SequentialRecommender):
@@ -28,19 +29,23 @@ class SRIEM(SequentialRecommender):
     :math:`z_l`, the last item the current interest :math:`z_s`, and
     :math:`z_h = W_0 [z_l; z_s]` is scored against every item embedding (cross-entropy).
 
-    Two forms of the IEM, chosen by ``importance`` (config):
+    Three forms of the IEM, chosen by ``importance`` (config); all mask the diagonal of C, take
+    :math:`\beta = softmax(\alpha)` over the real items only, and differ in Q, K, C and the
+    divisor of Eq. (4):
 
-    - ``paper`` (default), Eqs. (1)-(5) of the paper:
+    - ``paper``, Eqs. (1)-(5) with the scaling inside the sigmoid, as the authors' code has it:
       :math:`Q = \sigma(E W_q)`, :math:`K = \sigma(E W_k)` with :math:`W_q, W_k \in
-      R^{d \times l}` (``attention_size`` = l), :math:`C = \sigma(Q K^T) / \sqrt{d}`, the
-      diagonal masked, :math:`\alpha_i = \frac{1}{t} \sum_{j \ne i} C_{ij}` (Eq. 4 divides by
-      the session length t), :math:`\beta = softmax(\alpha)` over the real items.
+      R^{d \times l}` (``attention_size`` = l), :math:`C = \sigma(Q K^T / \sqrt{d})`,
+      :math:`\alpha_i = \frac{1}{t} \sum_{j \ne i} C_{ij}` (Eq. 4 divides by the length t).
     - ``authors``, the authors' published code: linear :math:`Q = E W_q`, :math:`K = E W_k`
-      (their code uses l = d: set ``attention_size`` to ``embedding_size`` to match it),
-      :math:`C = \sigma(Q K^T / \sqrt{d})` (sigmoid after the scaling), the diagonal masked,
-      :math:`\alpha_i = \frac{1}{t-1} \sum_{j \ne i} C_{ij}` (divisor 1 when t = 1), softmax over the
-      real items. (Their code also adds a bias to :math:`W_0`; both forms here follow Eq. 7,
-      which has none.)
+      (their code uses l = d), :math:`C = \sigma(Q K^T / \sqrt{d})`,
+      :math:`\alpha_i = \frac{1}{t-1} \sum_{j \ne i} C_{ij}` (divisor 1 when t = 1). (Their
+      code also adds a bias to :math:`W_0`; every form here follows Eq. 7, which has none.)
+    - ``paper_literal``, Eq. (3) as printed, :math:`C = \sigma(Q K^T) / \sqrt{d}`, otherwise as
+      ``paper``. It cannot learn: Q and K lie in (0, 1)^l, so :math:`Q K^T \approx l/4` (25
+      for l = 100) and :math:`\sigma(Q K^T)` is exactly 1.0 in float32; C is the constant
+      :math:`1/\sqrt{d}`, every item of a session gets the same weight (z_l is the session
+      mean) and :math:`W_q, W_k` get exactly zero gradients. Kept to reproduce that trap.
 
     Training uses the categorical cross-entropy of the softmax over all items (``loss_type:
     CE``), as the authors' code does; Eq. (10) writes a binary cross-entropy over the softmax
@@ -61,6 +66,11 @@ class SRIEM(SequentialRecommender):
         if self.importance_form not in IMPORTANCE_FORMS:
             raise ValueError(
                 f"SRIEM: importance must be one of {IMPORTANCE_FORMS}, got {self.importance_form!r}"
+            )
+        if self.importance_form == "paper_literal":
+            getLogger().warning(
+                "SRIEM importance: paper_literal computes C = sigmoid(QK^T)/sqrt(d) = 1/sqrt(d) "
+                "exactly: uniform item weights, W_q and W_k never learn"
             )
         self.loss_type = config["loss_type"]
 
@@ -88,13 +98,14 @@ class SRIEM(SequentialRecommender):
             self.item_embedding.weight[0].zero_()  # padding embeds to nothing
 
     def affinity(self, item_seq_emb: torch.Tensor) -> torch.Tensor:
-        """The affinity matrix C of Eq. (3) (``paper``) or of the authors' code, [B, L, L]."""
-        if self.importance_form == "paper":
-            query = torch.sigmoid(self.query(item_seq_emb))
-            key = torch.sigmoid(self.key(item_seq_emb))
-            return torch.sigmoid(query @ key.transpose(1, 2)) / self.scale
+        """The affinity matrix C of Eq. (3) in the chosen form, [B, L, L]."""
         query, key = self.query(item_seq_emb), self.key(item_seq_emb)
-        return torch.sigmoid(query @ key.transpose(1, 2) / self.scale)
+        if self.importance_form == "authors":
+            return torch.sigmoid(query @ key.transpose(1, 2) / self.scale)
+        product = torch.sigmoid(query) @ torch.sigmoid(key).transpose(1, 2)
+        if self.importance_form == "paper_literal":
+            return torch.sigmoid(product) / self.scale
+        return torch.sigmoid(product / self.scale)
 
     def importance(
         self, item_seq_emb: torch.Tensor, mask: torch.Tensor
@@ -105,12 +116,12 @@ class SRIEM(SequentialRecommender):
         others = mask.unsqueeze(1) & mask.unsqueeze(2)
         others &= ~torch.eye(mask.size(1), dtype=torch.bool, device=mask.device)  # no self-affinity
         row_sum = (self.affinity(item_seq_emb) * others).sum(dim=2)
-        if self.importance_form == "paper":
-            divisor = length.clamp(min=1)
-        else:
+        if self.importance_form == "authors":
             divisor = (length - 1).clamp(min=1)
+        else:
+            divisor = length.clamp(min=1)
         alpha = row_sum / divisor
-        # alpha lies in [0, 1] in both forms, so exp() cannot overflow and needs no max shift;
+        # alpha lies in [0, 1] in every form, so exp() cannot overflow and needs no max shift;
         # the clamp keeps an all-padding row at 0 instead of 0/0
         weight = torch.exp(alpha) * mask
         beta = weight / weight.sum(dim=1, keepdim=True).clamp(min=torch.finfo(weight.dtype).tiny)
