@@ -22,19 +22,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import _asars_common as shared
 import torch
-from _asars_common import (
-    DATASET,
-    PRESET,
-    RESULTS,
-    asars_data,
-    markdown_table,
-    mean_user,
-    run_grid,
-    seed_list,
-    summarize,
-    write_outputs,
-)
 
 from recbole_session.model.sequential_recommender.asars import USER_MODE, VARIANTS
 
@@ -63,19 +52,19 @@ def main() -> None:
     if args.seeds < 1:
         parser.error("--seeds needs at least 1")
     torch.set_num_threads(args.threads)
-    epochs, seeds = (3, [1]) if args.quick else (args.epochs, seed_list(args.seeds))
+    epochs, seeds = (3, [1]) if args.quick else (args.epochs, shared.seed_list(args.seeds))
     common = {"epochs": epochs, "stopping_step": args.stopping_step, "variant": args.variant, **EVAL}
     # the mean-user ablation of each row shows what its user embedding learned
-    ablations = {label: {f"{label} mean_user": mean_user} if args.variant in USER_VARIANTS else {} for label in ROWS}
+    ablations = {label: {f"{label} mean_user": shared.mean_user} if args.variant in USER_VARIANTS else {} for label in ROWS}
     rows = {label: ("ASARS", {**common, **ROWS[label]}, ablations[label]) for label in args.rows}
-    out = RESULTS / f"asars_negatives_ml-100k{'_quick' if args.quick else ''}.md"
+    out = shared.RESULTS / f"asars_negatives_ml-100k{'_quick' if args.quick else ''}.md"
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = asars_data(work / "atomic", quick=args.quick)
+        data = shared.asars_data(work / "atomic", quick=args.quick)
         os.chdir(work)  # RecBole writes ./log here
-        results = run_grid(rows, seeds, data, work, Path(args.cache).resolve() if args.cache else None)
-    summary = summarize(results, "uniform" if "uniform" in results else next(iter(results)))
+        results = shared.run_grid(rows, seeds, data, work, Path(args.cache).resolve() if args.cache else None)
+    summary = shared.summarize(results, "uniform" if "uniform" in results else next(iter(results)))
     best = max(summary, key=lambda label: summary[label]["mean"]["full/mrr@20"])
 
     body = "\n".join([
@@ -83,7 +72,7 @@ def main() -> None:
         + (" --quick" if args.quick else "") + "`",
         "",
         f"ASARS `{args.variant}` with `properties/model/ASARS.yaml` (hinge, Adagrad lr 0.2, batch 64, "
-        f"32 negatives per trained position) on `{DATASET}` (`--preset {PRESET}`"
+        f"32 negatives per trained position) on `{shared.DATASET}` (`--preset {shared.PRESET}`"
         + ("; newest 50 rows per user" if args.quick else "") + "). Rows differ only in the negatives: "
         "`batch_popularity`, `uniform`, `mixed` (half of the draws each) exclude only the position's "
         "target; `paper_local` draws by batch popularity and excludes every item of the user's "
@@ -92,11 +81,11 @@ def main() -> None:
         f"epoch; seeds {', '.join(map(str, seeds))}. Mean ± sample std over seeds; p: paired t-test "
         "against `uniform` on per-user MRR@20.",
         "",
-        markdown_table(summary, "uniform"),
+        shared.markdown_table(summary, "uniform"),
         "",
         f"Best mean test MRR@20: `{best}`.",
     ])
-    write_outputs(out, "asars_negatives", f"ASARS negatives under the paper's settings ({args.variant}, ml-100k)", body)
+    shared.write_outputs(out, "asars_negatives", f"ASARS negatives under the paper's settings ({args.variant}, ml-100k)", body)
     print(f"wrote {out}")
     line = {"seeds": len(seeds), "variant": args.variant, "best": best}
     for label, row in summary.items():

@@ -26,21 +26,9 @@ import os
 import tempfile
 from pathlib import Path
 
+import _asars_common as shared
 import torch
 import yaml
-from _asars_common import (
-    DATASET,
-    MAX_LENGTH,
-    PRESET,
-    RESULTS,
-    asars_data,
-    markdown_table,
-    mean_user,
-    run_grid,
-    seed_list,
-    summarize,
-    write_outputs,
-)
 
 from recbole_session.model.sequential_recommender.asars import PAPER_VARIANTS
 
@@ -82,9 +70,9 @@ def main() -> None:
     if "gru4rec" not in args.rows:
         parser.error("--rows needs gru4rec (the reference of the paired tests)")
     torch.set_num_threads(args.threads)
-    epochs, seeds = (3, [1]) if args.quick else (args.epochs, seed_list(args.seeds))
+    epochs, seeds = (3, [1]) if args.quick else (args.epochs, shared.seed_list(args.seeds))
     asars_set = parse_set(args.set)
-    out = Path(args.out) if args.out else RESULTS / f"asars_variants_ml-100k{'_quick' if args.quick else ''}.md"
+    out = Path(args.out) if args.out else shared.RESULTS / f"asars_variants_ml-100k{'_quick' if args.quick else ''}.md"
     common = {"epochs": epochs, "stopping_step": args.stopping_step, **EVAL}
 
     rows = {}
@@ -92,25 +80,25 @@ def main() -> None:
         if name == "gru4rec":
             rows[name] = ("GRU4Rec", {**common, "MAX_ITEM_LIST_LENGTH": args.gru_max_length}, {})
         else:
-            ablations = {"mean_user": mean_user} if name == "time_user" else {}
+            ablations = {"mean_user": shared.mean_user} if name == "time_user" else {}
             rows[name] = ("ASARS", {**common, "variant": name, **asars_set}, ablations)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = asars_data(work / "atomic", quick=args.quick)
+        data = shared.asars_data(work / "atomic", quick=args.quick)
         os.chdir(work)  # RecBole writes ./log here
         cache = Path(args.cache).resolve() if args.cache else None
-        results = run_grid(rows, seeds, data, work, cache)
-    summary = summarize(results, "gru4rec")
+        results = shared.run_grid(rows, seeds, data, work, cache)
+    summary = shared.summarize(results, "gru4rec")
 
     tu, gru = summary.get("time_user"), summary["gru4rec"]
     body = [
         f"`python benchmarks/asars_variants.py --seeds {len(seeds)}"
         + (" --quick" if args.quick else "") + (f" --set {' '.join(args.set)}" if args.set else "") + "`",
         "",
-        f"Data: ml-100k from the recbole wheel, converted with `--preset {PRESET}` (`{DATASET}`: 1-hour "
+        f"Data: ml-100k from the recbole wheel, converted with `--preset {shared.PRESET}` (`{shared.DATASET}`: 1-hour "
         "sessions cut first, items with >= 10 events, sessions of >= 2 items, users with >= 2 sessions"
-        + ("; newest 50 rows per user" if args.quick else "") + f"), max length {MAX_LENGTH}. "
+        + ("; newest 50 rows per user" if args.quick else "") + f"), max length {shared.MAX_LENGTH}. "
         "Leave-one-out, test on each user's last item, full ranking over all items; `unseen`: the "
         "items the user interacted with before the target are removed from the ranking "
         "(`full_unseen` protocol). Every row: at most "
@@ -122,14 +110,14 @@ def main() -> None:
         "the trained `time_user` with every user embedding set to their mean. Mean ± sample std over "
         "seeds; p: paired t-test against GRU4Rec on per-user MRR@20 (averaged over seeds).",
         "",
-        markdown_table(summary, "gru4rec"),
+        shared.markdown_table(summary, "gru4rec"),
     ]
     if tu is not None:
         diff = tu["mean"]["full/mrr@20"] - gru["mean"]["full/mrr@20"]
         spread = tu["std"]["full/mrr@20"] + gru["std"]["full/mrr@20"]
         body += ["", f"time_user - GRU4Rec, MRR@20: {diff:+.4f} (seed spread, std of both summed: {spread:.4f}); "
                  f"goal time_user >= GRU4Rec by more than the spread: {'reached' if diff > spread else 'not reached'}."]
-    write_outputs(out, "asars_variants", "ASARS variants vs GRU4Rec on ml-100k (1-hour sessions)", "\n".join(body))
+    shared.write_outputs(out, "asars_variants", "ASARS variants vs GRU4Rec on ml-100k (1-hour sessions)", "\n".join(body))
     print(f"wrote {out}")
 
     line = {"seeds": len(seeds)}
