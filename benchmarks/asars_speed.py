@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import _asars_common as shared
 import torch
-from _asars_common import asars_data, prepare
 
 
 def main() -> None:
@@ -39,15 +40,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = asars_data(work / "atomic", quick=args.quick)
+        data = shared.asars_data(work / "atomic", quick=args.quick)
         common = {"train_batch_size": args.batch_size, "epochs": 1}
         runs = {
-            "GRU4Rec": prepare("GRU4Rec", data, work, common),
-            "ASARS": prepare("ASARS", data, work, {**common, "variant": "time_user"}),
+            "GRU4Rec": shared.prepare("GRU4Rec", data, work, common),
+            "ASARS": shared.prepare("ASARS", data, work, {**common, "variant": "time_user"}),
         }
         if args.with_prefix:
-            runs["ASARS_prefix"] = prepare("ASARS", data, work, {**common, "variant": "time_user", "train_regime": "prefix"})
+            runs["ASARS_prefix"] = shared.prepare("ASARS", data, work, {**common, "variant": "time_user", "train_regime": "prefix"})
         samples = {name: len(run[2]._dataset) for name, run in runs.items()}
+        # training targets of an epoch: one per prefix sample, or every position of a window
+        targets = {name: int(run[2]._dataset.inter_feat[run[0]["ITEM_LIST_LENGTH_FIELD"]].sum()) if name == "ASARS" else samples[name]
+                   for name, run in runs.items()}
         times = {name: [] for name in runs}
         for rep in range(reps + 1):  # the first round warms up and is not counted
             order = list(runs) if rep % 2 == 0 else list(reversed(runs))
@@ -69,9 +73,29 @@ def main() -> None:
         "threads": args.threads,
         "train_batch_size": args.batch_size,
         "samples": samples,
+        "targets": targets,
+        "load_average": [round(x, 1) for x in os.getloadavg()],
     }
     if args.with_prefix:
         result["ratio_prefix_regime"] = round(medians["ASARS_prefix"] / medians["GRU4Rec"], 3)
+    lines = [
+        f"`python benchmarks/asars_speed.py{' --quick' if args.quick else ''} --reps {reps}"
+        f"{' --with-prefix' if args.with_prefix else ''}` (train_batch_size {args.batch_size} for both, "
+        f"max length {shared.MAX_LENGTH}, {args.threads} torch thread(s), load average at the end "
+        f"{result['load_average']}: the machine was shared).",
+        "",
+        "| model | samples | training targets | epoch median s | epochs s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, median in medians.items():
+        lines.append(f"| {name} | {samples[name]} | {targets[name]} | {median:.2f} | "
+                     f"{', '.join(f'{t:.2f}' for t in times[name])} |")
+    lines += ["", f"ASARS time_user / GRU4Rec per epoch: **{result['ratio']}** (goal <= 1.5, the paper's "
+              "\"half slower\"); both train every training target once per epoch, ASARS in one pass per window."]
+    if args.with_prefix:
+        lines.append(f"On GRU4Rec's own prefix samples ASARS costs {result['ratio_prefix_regime']}x GRU4Rec per epoch.")
+    shared.write_outputs(shared.RESULTS / f"asars_speed{'_quick' if args.quick else ''}.md", "asars_speed",
+                         "ASARS speed vs GRU4Rec (ml-100k, 1-hour sessions)", "\n".join(lines))
     print(json.dumps(result))
 
 

@@ -5,7 +5,7 @@ NDCG@20), and the same with every item the user interacted with before the targe
 the ranking (``full_unseen``).
 
     python benchmarks/asars_variants.py [--seeds 3] [--quick] [--epochs 30] [--stopping-step 10]
-        [--rows time_user gru4rec ...] [--cache DIR] [--set key=value ...]
+        [--rows time_user gru4rec ...] [--cache DIR [--only-seeds 2,3]] [--set key=value ...]
 
 Rows: ``gru4rec`` (RecBole's GRU4Rec with its defaults), ``plain`` (the session RNN alone: no
 user, no dwell), the five paper variants, and ``mean_user`` (the trained ``time_user`` model
@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", choices=ROWS, default=list(ROWS), help="rows to run (default all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--cache", default=None, help="folder for per-(row, seed) results, to resume a run")
+    parser.add_argument("--only-seeds", default=None, metavar="2,3",
+                        help="run only these of the seeds 1..N (to split a long run over processes with --cache)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="ASARS config overrides")
     parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/asars_variants_ml-100k[_quick].md)")
     args = parser.parse_args()
@@ -71,6 +73,11 @@ def main() -> None:
         parser.error("--rows needs gru4rec (the reference of the paired tests)")
     torch.set_num_threads(args.threads)
     epochs, seeds = (3, [1]) if args.quick else (args.epochs, shared.seed_list(args.seeds))
+    if args.only_seeds:
+        wanted = {int(part) for part in args.only_seeds.split(",")}
+        if not wanted <= set(seeds):
+            parser.error(f"--only-seeds {args.only_seeds}: not among the seeds {seeds}")
+        seeds = [seed for seed in seeds if seed in wanted]
     asars_set = parse_set(args.set)
     out = Path(args.out) if args.out else shared.RESULTS / f"asars_variants_ml-100k{'_quick' if args.quick else ''}.md"
     common = {"epochs": epochs, "stopping_step": args.stopping_step, **EVAL}
