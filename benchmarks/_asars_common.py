@@ -15,16 +15,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from recbole.data import data_preparation  # noqa: E402
-from recbole.utils import init_seed  # noqa: E402
 from scipy import stats  # noqa: E402
 
 import recbole_session  # noqa: E402,F401
+from recbole_session.build import build, make_config  # noqa: E402
 from recbole_session.convert import convert  # noqa: E402
 from recbole_session.evaluation import evaluate_protocols_detailed  # noqa: E402
 from recbole_session.files import update_section, write_atomic  # noqa: E402
-from recbole_session.quick_start import make_config  # noqa: E402
-from recbole_session.utils import create_dataset, get_model, get_trainer  # noqa: E402
 
 # The ASARS filters (1-hour sessions cut first, items >= 10 events, sessions >= 2 items) with
 # users of >= 2 sessions: the paper's >= 10 sessions leaves 35 users on ml-100k.
@@ -37,10 +34,12 @@ QUICK_ROWS = 50  # --quick: each user's newest rows
 PROTOCOLS = ("full", "full_unseen")
 
 
-def asars_data(root: Path, quick: bool = False) -> tuple[Path, list[str]]:
-    """Convert ml-100k with the ``asars-small`` preset under ``root``; returns (data_path,
-    config files) for ``make_config``."""
-    overrides = {"max_user_inter": QUICK_ROWS} if quick else {}
+def asars_data(root: Path, quick: bool = False, rows_per_user: int | None = None) -> tuple[Path, list[str]]:
+    """Convert ml-100k with the ``asars-small`` preset under ``root``, keeping each user's newest
+    ``rows_per_user`` rows (``quick``: :data:`QUICK_ROWS`; None: all); returns (data_path, config
+    files) for ``make_config``."""
+    rows = QUICK_ROWS if quick else rows_per_user
+    overrides = {"max_user_inter": rows} if rows else {}
     folder = convert(RECIPE, out=root, preset=PRESET, verbose=False, **overrides)
     return root, [str(folder / f"{DATASET}.yaml")]
 
@@ -56,13 +55,8 @@ def prepare(model: str, data: tuple[Path, list[str]], work: Path, overrides: dic
             "show_progress": False, "state": "WARNING", "use_gpu": False, **overrides,
         },
     )
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train, valid, test = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(config["model"])(config, train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-    return config, dataset, train, valid, test, net, trainer
+    built = build(config)
+    return config, built.dataset, built.train_data, built.valid_data, built.test_data, built.model, built.trainer
 
 
 def mean_user(model: torch.nn.Module) -> None:

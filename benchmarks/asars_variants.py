@@ -5,14 +5,17 @@ NDCG@20), and the same with every item the user interacted with before the targe
 the ranking (``full_unseen``).
 
     python benchmarks/asars_variants.py [--seeds 3] [--quick] [--epochs 30] [--stopping-step 10]
-        [--rows time_user gru4rec ...] [--cache DIR [--only-seeds 2,3]] [--set key=value ...]
+        [--rows-per-user N] [--rows time_user gru4rec ...] [--cache DIR [--only-seeds 2,3]]
+        [--set key=value ...]
 
 Rows: ``gru4rec`` (RecBole's GRU4Rec with its defaults), ``plain`` (the session RNN alone: no
 user, no dwell), the five paper variants, and ``mean_user`` (the trained ``time_user`` model
 with every user embedding replaced by their mean: what the user profile adds). Every row gets
 the same data (max length 200), the same epoch budget, RecBole's early stopping on valid MRR@20
 with the same patience, and is tested once at its best valid epoch; ASARS rows use
-``properties/model/ASARS.yaml`` (+ ``--set``), GRU4Rec RecBole's defaults: no row is tuned.
+``properties/model/ASARS.yaml`` (+ ``--set``), GRU4Rec RecBole's defaults at ASARS's batch size
+(``--gru-batch-size``): no row is tuned. ``--rows-per-user N`` keeps each user's newest N rows
+(every user stays, so the test set is the same; an epoch costs less).
 Mean ± sample std over seeds; p: paired t-test against GRU4Rec on per-user values (each user's
 value averaged over seeds). Writes ``benchmarks/results/asars_variants_ml-100k[_quick].md`` and
 its section of ``docs/benchmarks.md``; the last line printed is one JSON object.
@@ -39,6 +42,8 @@ ROWS = ("gru4rec", "plain", *PAPER_VARIANTS)  # mean_user comes with time_user
 # three seeds on a shared 2-core machine; the ml-100k dataset default (50) keeps its newest
 # 50 items, which hold the whole current session of 85% of the test rows
 GRU4REC_MAX_LENGTH = 50
+# every model of the comparison trains at the same batch size: ASARS.yaml's (the paper's)
+ASARS_BATCH = yaml.safe_load((Path(__file__).resolve().parent.parent / "properties" / "model" / "ASARS.yaml").read_text())["train_batch_size"]
 
 
 def parse_set(pairs: list[str]) -> dict:
@@ -57,6 +62,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50 rows per user, 3 epochs, 1 seed")
     parser.add_argument("--epochs", type=int, default=30, help="max epochs of every row")
     parser.add_argument("--stopping-step", type=int, default=10, help="early stopping patience (epochs)")
+    parser.add_argument("--rows-per-user", type=int, default=None, metavar="N",
+                        help="keep each user's newest N rows (default all)")
+    parser.add_argument("--gru-batch-size", type=int, default=ASARS_BATCH,
+                        help=f"GRU4Rec's train_batch_size (default ASARS.yaml's, {ASARS_BATCH})")
     parser.add_argument("--gru-max-length", type=int, default=GRU4REC_MAX_LENGTH,
                         help="GRU4Rec's MAX_ITEM_LIST_LENGTH (its cost grows with it; ASARS keeps 200)")
     parser.add_argument("--rows", nargs="*", choices=ROWS, default=list(ROWS), help="rows to run (default all)")
@@ -79,20 +88,22 @@ def main() -> None:
             parser.error(f"--only-seeds {args.only_seeds}: not among the seeds {seeds}")
         seeds = [seed for seed in seeds if seed in wanted]
     asars_set = parse_set(args.set)
+    rows_per_user = shared.QUICK_ROWS if args.quick else args.rows_per_user
     out = Path(args.out) if args.out else shared.RESULTS / f"asars_variants_ml-100k{'_quick' if args.quick else ''}.md"
     common = {"epochs": epochs, "stopping_step": args.stopping_step, **EVAL}
 
     rows = {}
     for name in args.rows:
         if name == "gru4rec":
-            rows[name] = ("GRU4Rec", {**common, "MAX_ITEM_LIST_LENGTH": args.gru_max_length}, {})
+            rows[name] = ("GRU4Rec", {**common, "MAX_ITEM_LIST_LENGTH": args.gru_max_length,
+                                         "train_batch_size": args.gru_batch_size}, {})
         else:
             ablations = {"mean_user": shared.mean_user} if name == "time_user" else {}
             rows[name] = ("ASARS", {**common, "variant": name, **asars_set}, ablations)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = shared.asars_data(work / "atomic", quick=args.quick)
+        data = shared.asars_data(work / "atomic", quick=args.quick, rows_per_user=args.rows_per_user)
         os.chdir(work)  # RecBole writes ./log here
         cache = Path(args.cache).resolve() if args.cache else None
         results = shared.run_grid(rows, seeds, data, work, cache)
@@ -101,18 +112,20 @@ def main() -> None:
     tu, gru = summary.get("time_user"), summary["gru4rec"]
     body = [
         f"`python benchmarks/asars_variants.py --seeds {len(seeds)}"
-        + (" --quick" if args.quick else "") + (f" --set {' '.join(args.set)}" if args.set else "") + "`",
+        + (" --quick" if args.quick else "") + (f" --epochs {epochs}" if not args.quick else "")
+        + (f" --rows-per-user {args.rows_per_user}" if args.rows_per_user else "")
+        + (f" --set {' '.join(args.set)}" if args.set else "") + "`",
         "",
         f"Data: ml-100k from the recbole wheel, converted with `--preset {shared.PRESET}` (`{shared.DATASET}`: 1-hour "
         "sessions cut first, items with >= 10 events, sessions of >= 2 items, users with >= 2 sessions"
-        + ("; newest 50 rows per user" if args.quick else "") + f"), max length {shared.MAX_LENGTH}. "
+        + (f"; newest {rows_per_user} rows per user" if rows_per_user else "") + f"), max length {shared.MAX_LENGTH}. "
         "Leave-one-out, test on each user's last item, full ranking over all items; `unseen`: the "
         "items the user interacted with before the target are removed from the ranking "
         "(`full_unseen` protocol). Every row: at most "
         f"{epochs} epochs, early stopping after {args.stopping_step} epochs without a better valid "
         f"MRR@20, tested once at its best valid epoch; seeds {', '.join(map(str, seeds))}; "
         f"{args.threads} torch thread(s). ASARS: `properties/model/ASARS.yaml`"
-        + (f" + {asars_set}" if asars_set else "") + f"; GRU4Rec: RecBole's defaults (batch 2048) with max length "
+        + (f" + {asars_set}" if asars_set else "") + f"; GRU4Rec: RecBole's defaults with batch {args.gru_batch_size} and max length "
         f"{args.gru_max_length}. `mean_user` is "
         "the trained `time_user` with every user embedding set to their mean. Mean ± sample std over "
         "seeds; p: paired t-test against GRU4Rec on per-user MRR@20 (averaged over seeds).",

@@ -20,6 +20,8 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 import recbole_session  # noqa: F401
+from recbole_session import build as building
+from recbole_session.build import make_config
 from recbole_session.convert import convert
 from recbole_session.data.dataset import ASARSDataset, window_ends
 from recbole_session.evaluation import evaluate_protocols_detailed
@@ -32,8 +34,7 @@ from recbole_session.model.sequential_recommender.asars import (
     scott_bin_width,
     triangle_attention,
 )
-from recbole_session.quick_start import make_config, run_recbole_session
-from recbole_session.utils import create_dataset
+from recbole_session.training import run_recbole_session
 
 # 1-hour sessions as the paper; few rows per user keep the tests fast
 SESSION_GAP = 3600
@@ -74,13 +75,14 @@ def train_rows(hour_root) -> pd.DataFrame:
 
 
 def build(hour_root, tmp_path, **overrides):
-    """(config, train, valid, test) dataloaders for ASARS on the 1-hour data."""
+    """(config, train, valid, test) dataloaders for ASARS on the 1-hour data (the tests make
+    their own models, with their own seeds)."""
     config = make_config(
         "ASARS", "ml-100k",
         config_dict={**SMALL, "data_path": str(hour_root), "checkpoint_dir": str(tmp_path / "saved"), **overrides},
     )
-    dataset = create_dataset(config)
-    return (config, *data_preparation(config, dataset))
+    built = building.build(config, trainer=False)
+    return config, built.train_data, built.valid_data, built.test_data
 
 
 def prefix(batch: Interaction, k: int) -> Interaction:
@@ -520,7 +522,7 @@ def test_full_unseen_protocol_on_a_tiny_dataset(tmp_path, workdir):
         "data_path": str(tmp_path), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "MAX_ITEM_LIST_LENGTH": 2, "use_gpu": False, "state": "ERROR", "metrics": ["MRR"], "topk": [6],
     })
-    dataset = create_dataset(config)
+    dataset = building.create_dataset(config)
     _, valid, test = data_preparation(config, dataset)
     model = TokenScores(config, dataset)
     # test targets 50, 60, 50 among items 10..60: full ranks 5, 6, 5; unseen ranks among the

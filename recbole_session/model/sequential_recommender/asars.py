@@ -70,6 +70,9 @@ from recbole.utils import InputType
 from torch import nn
 from torch.nn.init import xavier_normal_, xavier_uniform_
 
+# a bad setting is the user's: one line on the command line (a ValueError, as RecBole raises)
+from recbole_session.cli import UsageError
+
 PAPER_VARIANTS = ("user_att", "user_cat", "time_att", "time_cat", "time_user")
 VARIANTS = ("plain", *PAPER_VARIANTS)
 LOSS_TYPES = ("BPR", "TOP1", "hinge", "CE")
@@ -229,10 +232,10 @@ class ASARS(SequentialRecommender):
             ("neg_exclude", self.neg_exclude, NEG_EXCLUDES),
         ):
             if value not in allowed:
-                raise ValueError(f"ASARS: {key} '{value}' is not one of {', '.join(allowed)}")
+                raise UsageError(f"ASARS: {key} '{value}' is not one of {', '.join(allowed)}")
         neg_args = config["train_neg_sample_args"] or {}
         if neg_args.get("distribution", "none") != "none":
-            raise ValueError(
+            raise UsageError(
                 "ASARS draws its own negatives (neg_distribution): set train_neg_sample_args to "
                 "None (ASARS.yaml does)"
             )
@@ -250,12 +253,12 @@ class ASARS(SequentialRecommender):
         self.user_mode = USER_MODE.get(self.variant)
         self.dwell_mode = DWELL_MODE.get(self.variant)
         if self.time_att_query == "user" and not (self.dwell_mode == "att" and self.user_mode):
-            raise ValueError(
+            raise UsageError(
                 f"ASARS: time_att_query 'user' (eq. 18) needs a variant with both the time "
                 f"attention and a user embedding (time_user), not '{self.variant}'"
             )
         if not 0.0 <= self.neg_mix <= 1.0:
-            raise ValueError(f"ASARS: neg_mix {self.neg_mix} is not within 0..1")
+            raise UsageError(f"ASARS: neg_mix {self.neg_mix} is not within 0..1")
 
         suffix = config["LIST_SUFFIX"]
         self.SESSION_ID = config["SESSION_ID_FIELD"]
@@ -272,7 +275,7 @@ class ASARS(SequentialRecommender):
             needed.append(("DWELL_FIELD", self.DWELL_SEQ))
         for key, field in needed:
             if field is None or field not in dataset.field2type:
-                raise ValueError(
+                raise UsageError(
                     f"ASARS ({self.variant}, reset_hidden_at_session={self.reset_at_session}, "
                     f"attention_scope={self.attention_scope}) needs the {key} list field '{field}' "
                     f"in dataset '{config['dataset']}'; load it with load_col or set {key}"
