@@ -10,6 +10,8 @@ classes map ids differently, and comparisons between them are paired.
   ever touched (train, valid or test);
 - ``popular<N>``: the N most popular items (interaction count over all rows) that the user
   never touched; ties broken by the item token (numeric tokens in numeric order);
+- ``full_unseen``: every item but those the user interacted with before the target (the
+  target itself stays a candidate); ranked in ``protocols.py`` from the row's own history;
 - ``uni<N>`` / ``pop<N>``: RecBole's own meaning, drawn by RecBole's ``Sampler`` (uniform, or
   in proportion to popularity; it excludes the items RecBole stores as the user's positives).
 """
@@ -32,7 +34,8 @@ PAPER_PROTOCOLS = ("random100", "popular100", "full")
 
 @dataclass(frozen=True)
 class Protocol:
-    """One candidate protocol: ``kind`` in {full, random, popular, uni, pop}, ``n`` negatives."""
+    """One candidate protocol: ``kind`` in {full, full_unseen, random, popular, uni, pop}, ``n``
+    negatives."""
 
     name: str
     kind: str
@@ -42,12 +45,13 @@ class Protocol:
 def parse_protocol(name: str) -> Protocol:
     """``"random100"`` -> ``Protocol("random100", "random", 100)``; clear error otherwise."""
     key = str(name).strip().lower()
-    if key == "full":
-        return Protocol("full", "full", 0)
+    if key in ("full", "full_unseen"):
+        return Protocol(key, key, 0)
     match = _PROTOCOL.match(key)
     if match is None or int(match.group(2)) < 1:
         raise ValueError(
             f"unknown evaluation protocol '{name}': use full, random<N>, popular<N> (the papers'), "
+            "full_unseen (every item the user has not interacted with before the target), "
             "or uni<N>, pop<N> (RecBole's sampled modes), e.g. random100"
         )
     return Protocol(key, match.group(1), int(match.group(2)))

@@ -4,7 +4,9 @@ For each batch of a RecBole full-sort eval dataloader, the model scores every it
 (``full_sort_predict``: one forward pass per user). Each protocol then keeps the scores of its
 candidates (the row's positives plus that protocol's negatives) and sets the others to -inf,
 and RecBole's own ``Collector`` and ``Evaluator`` rank and score the row exactly as RecBole's
-sampled evaluation does with its ``-inf``-filled score matrix. A model without
+sampled evaluation does with its ``-inf``-filled score matrix. ``full_unseen`` keeps every item
+but those the row's user interacted with before its target (the target stays a candidate). A
+model without
 ``full_sort_predict`` is scored through ``predict`` on the (row, candidate) pairs: RecBole's
 sampled path, copying the row once per candidate.
 """
@@ -38,8 +40,9 @@ from recbole_session.lookup import create_dataset
 DEFAULT_NEGATIVES_SEED = 12345
 SCORING_MODES = ("auto", "full_sort", "predict")
 
-# whole dataset -> its DatasetHistory; eval split -> the whole dataset rebuilt for it
+# whole dataset -> its DatasetHistory / its PriorItems; eval split -> the whole dataset rebuilt for it
 _HISTORIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PRIORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _REBUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -79,6 +82,79 @@ def dataset_history(dataset: Any) -> DatasetHistory:
     if dataset not in _HISTORIES:
         _HISTORIES[dataset] = history_from_dataset(dataset)
     return _HISTORIES[dataset]
+
+
+@dataclass
+class PriorItems:
+    """Every interaction of a whole dataset ordered by (user, time), for ``full_unseen``: the
+    items of a user before a time ``t`` are ``items[offsets[u]:searchsorted(keys, key(u, t))]``."""
+
+    keys: np.ndarray  # user * span + (time - origin), sorted
+    items: np.ndarray
+    offsets: np.ndarray  # internal user id -> index of its first interaction
+    origin: float
+    span: float
+
+    def key(self, users: np.ndarray, times: np.ndarray) -> np.ndarray:
+        return users.astype(np.float64) * self.span + (times.astype(np.float64) - self.origin)
+
+    def before(self, users: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) pairs: for each row ``r``, the items of ``users[r]`` strictly before
+        ``times[r]``."""
+        starts = self.offsets[users]
+        counts = np.searchsorted(self.keys, self.key(users, times), side="left") - starts
+        counts = np.maximum(counts, 0)
+        rows = np.repeat(np.arange(len(users)), counts)
+        index = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
+        return rows, self.items[index]
+
+
+def prior_items(dataset: Any) -> PriorItems | None:
+    """Cached :class:`PriorItems` of a whole dataset (None without a time field). A built
+    sequential dataset holds one row per target, so each sequence's first item is taken from
+    the item and time lists of its length-1 row."""
+    time_field = dataset.time_field
+    if time_field is None or time_field not in dataset.inter_feat.columns:
+        return None
+    if dataset not in _PRIORS:
+        feat = dataset.inter_feat
+        users = [as_numpy(feat[dataset.uid_field]).astype(np.int64)]
+        items = [as_numpy(feat[dataset.iid_field]).astype(np.int64)]
+        times = [as_numpy(feat[time_field]).astype(np.float64)]
+        list_field = getattr(dataset, "item_id_list_field", None)
+        time_list = f"{time_field}{dataset.config['LIST_SUFFIX']}"
+        if list_field in feat.columns and time_list in feat.columns:
+            first = as_numpy(feat[dataset.item_list_length_field]).reshape(-1) == 1
+            users.append(users[0][first])
+            items.append(as_numpy(feat[list_field])[first, 0].astype(np.int64))
+            times.append(as_numpy(feat[time_list])[first, 0].astype(np.float64))
+        users, items, times = np.concatenate(users), np.concatenate(items), np.concatenate(times)
+        origin = float(times.min()) if len(times) else 0.0
+        span = float(times.max() - origin + 1.0) if len(times) else 1.0
+        table = PriorItems(np.zeros(0), items, np.zeros(0, dtype=np.int64), origin, span)
+        keys = table.key(users, times)
+        order = np.argsort(keys, kind="stable")
+        table.keys, table.items = keys[order], items[order]
+        table.offsets = np.searchsorted(users[order], np.arange(dataset.user_num), side="left")
+        _PRIORS[dataset] = table
+    return _PRIORS[dataset]
+
+
+def unseen_keep(interaction: Interaction, uids: np.ndarray, split: Any, priors: PriorItems | None,
+                n_items: int, device: torch.device) -> torch.Tensor:
+    """``full_unseen`` candidates of a batch: every item but the row's items before its target
+    (the row's item list, and with a time field every item of the user at an earlier time, so
+    a list cut at ``MAX_ITEM_LIST_LENGTH`` loses nothing)."""
+    keep = torch.ones(len(uids), n_items, dtype=torch.bool, device=device)
+    list_field = getattr(split, "item_id_list_field", None)
+    if list_field is not None and list_field in interaction:
+        lists = interaction[list_field]
+        rows = torch.arange(len(uids), device=device).unsqueeze(1).expand_as(lists)
+        keep[rows[lists > 0], lists[lists > 0]] = False
+    if priors is not None and split.time_field in interaction:
+        rows, items = priors.before(uids, interaction[split.time_field].cpu().numpy())
+        keep[torch.as_tensor(rows, device=device), torch.as_tensor(items, device=device)] = False
+    return keep
 
 
 def _has_full_sort(model: torch.nn.Module) -> bool:
@@ -210,6 +286,9 @@ def evaluate_protocols_detailed(
             fingerprints[p.name] = history.fingerprint(per_user_negatives[p.name], eval_users)
         elif p.kind == "full":
             fingerprints[p.name] = hashlib.sha1(history.token_rank().tobytes()).hexdigest()[:16]
+        elif p.kind == "full_unseen":
+            fingerprints[p.name] = hashlib.sha1(b"full_unseen" + history.token_rank().tobytes()).hexdigest()[:16]
+    priors = prior_items(dataset) if any(p.kind == "full_unseen" for p in plan) else None
 
     device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
     collectors = {p.name: Collector(config) for p in plan}
@@ -228,7 +307,9 @@ def evaluate_protocols_detailed(
                 keeps: dict[str, torch.Tensor] = {}
                 for p in plan:
                     keep = torch.zeros(n_rows, n_items, dtype=torch.bool, device=device)
-                    if p.kind == "full":
+                    if p.kind == "full_unseen":
+                        keep = unseen_keep(interaction, uids, split, priors, n_items, device)
+                    elif p.kind == "full":
                         keep[:] = True
                         if history_index is not None:  # general models: RecBole masks history
                             keep[history_index[0].to(device), history_index[1].to(device)] = False
@@ -281,11 +362,13 @@ def evaluate_protocols(model: torch.nn.Module, eval_data: Any, config: Any, prot
 
 __all__ = [
     "Protocol",
+    "PriorItems",
     "ProtocolResult",
     "dataset_history",
     "evaluate_protocols",
     "evaluate_protocols_detailed",
     "predict_pairs",
+    "prior_items",
     "score_rows",
     "whole_dataset_for",
 ]

@@ -3,23 +3,30 @@ ASARS
 ################################################
 
 Reference:
-    Attentional Session-Aware Recommender System (ASARS): an inter-session temporal dynamics
-    model (user long-term profile) and a triangle parallel attention network over dwell times,
-    on top of a session RNN (papers/asars.txt; SPEC.md section 5). No public code exists: this
-    is built from the paper.
+    Mei Wang, Weizhi Li, Yan Yan. "Time-weighted Attentional Session-Aware Recommender System."
+    arXiv:1909.05414, 2019.
 
-What the paper leaves open, and what this implementation does (each is a ``properties/model/
+A session RNN with a user long-term profile (inter-session temporal dynamics) and a triangle
+parallel attention network over dwell times. No public code exists: this is built from the
+paper; ``docs/asars.md`` says what the paper leaves open and what was measured.
+
+What this implementation does where the paper leaves a choice (each is a ``properties/model/
 ASARS.yaml`` key or stated here):
 
 - Variants (``variant``): ``user_att`` (user embedding as attention query over the session RNN
   outputs, eq. 19, then [q; e_u] -> FC), ``user_cat`` ([h; e_u] -> FC), ``time_att`` (dwell
   embeddings through their own RNN, then global attention p_i = tanh(W_s h_time_i + b_s),
   score p_i . h_session_i, eqs. 15-17), ``time_cat`` (dwell embedding concatenated to the item
-  input of the RNN), ``time_user`` (time attention and user concatenation: the final model).
+  input of the RNN), ``time_user`` (time attention and user concatenation: the final model),
+  and ``plain`` (the session RNN alone: no user, no dwell; an ablation, not in the paper).
 - Triangle parallel attention (eq. 18): the score of each position is computed once and a
-  lower-triangular mask gives the softmax over positions 0..k for every row k in one matrix
-  product, so one forward yields the representation of every prefix. Masked entries are
-  -inf (a literal 0 as printed in eq. 18 would still receive weight exp(0)).
+  lower-triangular mask gives the softmax of every row k in one matrix product, so one forward
+  yields the representation of every prefix. ``attention_scope: session`` (default) lets row k
+  see the positions of its own session up to k (the time attention "rewards items that play the
+  most important role within session"); ``window`` lets it see every position 0..k of the
+  window. Masked entries are -inf (a literal 0 as printed in eq. 18 would still get exp(0)).
+- ``time_att_query``: ``session`` scores p_i . h_session_i (eq. 16, default); ``user`` scores
+  p_i . e_u with the user embedding (eq. 18 as printed, "p_i^T b_u"; needs ``time_user``).
 - Dwell: the converter's ``dwell`` (seconds to the next action of the same session). The dwell
   of item i is only known once item i+1 is clicked, so step i sees the dwell of item i-1 (the
   action gap before item i); the target's own dwell and the gap to the target are never used.
@@ -32,11 +39,18 @@ ASARS.yaml`` key or stated here):
   item-by-dwell-bin bias b_{i,tbin} of eq. 9 would need the target's future dwell, so neither
   is used. Eqs. 11-12 (taste evolution, survival time) are not part of the five evaluated
   variants and are not built.
-- Losses (``loss_type``): ``BPR``, ``TOP1``, ``hinge`` (eqs. 21-23, with local negative
-  sampling) and ``CE`` (full softmax). Local negative sampling: per training sequence,
-  ``neg_sample_num`` negatives drawn (with replacement) from the items of the mini-batch in
-  proportion to their count in it, never an item of that user's training history; the
-  negatives of a sequence are shared by all of its positions.
+- ``reset_hidden_at_session``: True restarts the RNN state at every session (eq. 3, "reset when
+  switching sessions"); False carries it across the sessions of the window (the paper's
+  user-parallel mini-batches can be read either way).
+- Losses (``loss_type``): ``BPR``, ``TOP1``, ``hinge`` (eqs. 21-23) over ``neg_sample_num``
+  negatives drawn per trained position, and ``CE`` (full softmax). ``neg_distribution``:
+  ``batch_popularity`` (in proportion to the item counts of the mini-batch, the paper's
+  "local" sampling), ``uniform`` (every item) or ``mixed`` (``neg_mix`` of the draws from the
+  batch popularity, the rest uniform). ``neg_exclude``: ``target`` (only that position's
+  target), ``seen`` (also the items of the sequence up to that position) or ``history`` (every
+  item of the user's training rows, future ones included: the paper's text taken literally).
+  Forbidden draws are redrawn (exactly, from the allowed items, when rejection is slow); a
+  position with no allowed item in the distribution is left out of the loss.
 - ``train_regime: window`` trains every position of a sequence at once (with
   :class:`recbole_session.data.dataset.ASARSDataset`, one window of ``MAX_ITEM_LIST_LENGTH``
   per stretch of a user's training rows, each training target once); ``prefix`` keeps
@@ -46,6 +60,7 @@ ASARS.yaml`` key or stated here):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -55,10 +70,18 @@ from recbole.utils import InputType
 from torch import nn
 from torch.nn.init import xavier_normal_, xavier_uniform_
 
-VARIANTS = ("user_att", "user_cat", "time_att", "time_cat", "time_user")
+# a bad setting is the user's: one line on the command line (a ValueError, as RecBole raises)
+from recbole_session.cli import UsageError
+
+PAPER_VARIANTS = ("user_att", "user_cat", "time_att", "time_cat", "time_user")
+VARIANTS = ("plain", *PAPER_VARIANTS)
 LOSS_TYPES = ("BPR", "TOP1", "hinge", "CE")
 RNN_TYPES = {"GRU": nn.GRU, "LSTM": nn.LSTM}
 TRAIN_REGIMES = ("window", "prefix")
+ATTENTION_SCOPES = ("session", "window")
+TIME_ATT_QUERIES = ("session", "user")
+NEG_DISTRIBUTIONS = ("batch_popularity", "uniform", "mixed")
+NEG_EXCLUDES = ("target", "seen", "history")
 
 # how each variant joins the user profile and the dwell time (None: not used)
 USER_MODE = {"user_att": "att", "user_cat": "cat", "time_user": "cat"}
@@ -71,6 +94,10 @@ N_SPECIAL_BINS = 3
 # Scott's normal-reference constant: (24 * sqrt(pi)) ** (1/3) = 3.49 (paper eq. 8)
 SCOTT_CONSTANT = (24.0 * math.sqrt(math.pi)) ** (1.0 / 3.0)
 
+# forbidden negatives are redrawn this many times before the rows still holding one draw from
+# their allowed items exactly (a (rows, n_items) mask: cheap for the few rows left)
+NEG_RESAMPLE_ROUNDS = 10
+
 
 def scott_bin_width(values: np.ndarray) -> float:
     """Scott's rule, 3.49 * sigma * n^(-1/3) (population sigma, as numpy's ``bins='scott'``).
@@ -82,63 +109,96 @@ def scott_bin_width(values: np.ndarray) -> float:
     return width if width > 0 else 1.0
 
 
-def triangle_attention(scores: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def triangle_attention(
+    scores: torch.Tensor, values: torch.Tensor, segments: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of every prefix at once (paper eq. 18).
 
-    ``scores``: (B, L), one score per position; ``values``: (B, L, H). Row k of the
-    lower-triangular weight matrix is the softmax of scores 0..k, so the output at k is the
-    attention-weighted sum over the prefix ending at k. Returns (outputs (B, L, H), weights
-    (B, L, L)). Rows beyond a sequence's length see only real positions below them, so they
-    stay finite; callers read rows < length only.
+    ``scores``: (B, L), one score per position; ``values``: (B, L, H); ``segments``: (B, L)
+    session number of each position, or None. Row k of the weight matrix is the softmax of the
+    scores of positions j <= k (and, with ``segments``, of k's own session only), so the output
+    at k is the attention-weighted sum over that prefix. Returns (outputs (B, L, H), weights
+    (B, L, L)). Position k always sees itself, so every row is finite; rows beyond a sequence's
+    length see only positions below them, and callers read rows < length only.
     """
     length = scores.size(1)
-    lower = torch.ones(length, length, dtype=torch.bool, device=scores.device).tril()
-    logits = scores.unsqueeze(1).expand(-1, length, -1).masked_fill(~lower, float("-inf"))
+    allowed = torch.ones(length, length, dtype=torch.bool, device=scores.device).tril().unsqueeze(0)
+    if segments is not None:
+        allowed = allowed & (segments.unsqueeze(2) == segments.unsqueeze(1))
+    logits = scores.unsqueeze(1).expand(-1, length, -1).masked_fill(~allowed, float("-inf"))
     weights = torch.softmax(logits, dim=-1)
     return torch.bmm(weights, values), weights
 
 
-def sample_local_negatives(
-    users: torch.Tensor,
-    batch_items: torch.Tensor,
-    history_keys: torch.Tensor,
-    n_items: int,
+def negative_weights(distribution: str, batch_items: torch.Tensor, n_items: int, mix: float) -> torch.Tensor:
+    """(n_items,) probabilities of drawing each item as a negative (padding 0 never).
+
+    ``batch_popularity``: the item's share of ``batch_items`` (every item occurrence of the
+    mini-batch); ``uniform``: every item alike; ``mixed``: ``mix`` times the first plus
+    ``1 - mix`` times the second (a draw comes from the batch with probability ``mix``)."""
+    uniform = torch.ones(n_items, device=batch_items.device)
+    uniform[0] = 0.0
+    uniform = uniform / uniform.sum()
+    if distribution == "uniform":
+        return uniform
+    counts = torch.bincount(batch_items, minlength=n_items).to(torch.float)
+    counts[0] = 0.0
+    popularity = counts / counts.sum()
+    if distribution == "batch_popularity":
+        return popularity
+    return mix * popularity + (1.0 - mix) * uniform
+
+
+def sample_negatives(
+    weights: torch.Tensor,
+    n_rows: int,
     num: int,
+    forbidden: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Local negative sampling (paper section 2.4).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(negatives (n_rows, num), usable (n_rows, num) bool): ``num`` items per row drawn with
+    replacement from ``weights``, never an item that ``forbidden(rows, items)`` rejects (a bool
+    of ``items``' shape; ``rows`` (R,) row indices, ``items`` (R, k)). Forbidden draws are
+    redrawn ``NEG_RESAMPLE_ROUNDS`` times; rows that still hold one then draw from ``weights``
+    restricted to their allowed items. A row with no allowed item is marked unusable."""
+    every = torch.arange(n_rows, device=weights.device)
+    negatives = torch.multinomial(weights, n_rows * num, replacement=True, generator=generator).view(n_rows, num)
+    bad = forbidden(every, negatives)
+    for _ in range(NEG_RESAMPLE_ROUNDS):
+        count = int(bad.sum())
+        if count == 0:
+            return negatives, ~bad
+        negatives[bad] = torch.multinomial(weights, count, replacement=True, generator=generator)
+        bad = forbidden(every, negatives)
+    rows = bad.any(dim=1).nonzero().squeeze(1)
+    if rows.numel():
+        items = torch.arange(weights.numel(), device=weights.device).expand(rows.numel(), -1)
+        allowed = weights.unsqueeze(0) * ~forbidden(rows, items)
+        possible = allowed.sum(dim=1) > 0
+        if possible.any():
+            drawn = torch.multinomial(allowed[possible], num, replacement=True, generator=generator)
+            fixed = rows[possible]
+            negatives[fixed] = torch.where(bad[fixed], drawn, negatives[fixed])
+            bad[fixed] = False
+    return negatives, ~bad
 
-    ``users``: (B,) user ids; ``batch_items``: 1-D tensor of every item occurrence of the
-    mini-batch (padding excluded); ``history_keys``: sorted unique ``user * n_items + item``
-    of the training rows. Returns (B, num) items drawn with replacement in proportion to their
-    count in ``batch_items``, never an item of the row's user history. A row whose user has
-    seen every item of the batch falls back to uniform over the items outside its history.
-    """
-    candidates, counts = torch.unique(batch_items, return_counts=True)
-    weights = counts.to(torch.float).unsqueeze(0).expand(users.size(0), -1)
-    seen = _in_history(users, candidates, history_keys, n_items)
-    weights = weights.masked_fill(seen, 0.0)
-    empty = weights.sum(dim=1) == 0
-    drawn = torch.empty(users.size(0), num, dtype=torch.long, device=users.device)
-    if (~empty).any():
-        index = torch.multinomial(weights[~empty], num, replacement=True, generator=generator)
-        drawn[~empty] = candidates[index]
-    if empty.any():
-        every = torch.arange(1, n_items, device=users.device)
-        allowed = ~_in_history(users[empty], every, history_keys, n_items)
-        if not allowed.any(dim=1).all():
-            raise ValueError("local negative sampling: a user has interacted with every item")
-        index = torch.multinomial(allowed.to(torch.float), num, replacement=True, generator=generator)
-        drawn[empty] = every[index]
-    return drawn
+
+def first_positions(item_seq: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(B, n_items): the first position of each item in each row of ``item_seq``, or L if the
+    item does not occur (padding 0 included: never drawn as a negative)."""
+    batch, length = item_seq.shape
+    first = torch.full((batch, n_items), length, dtype=torch.long, device=item_seq.device)
+    positions = torch.arange(length, device=item_seq.device).expand(batch, -1)
+    return first.scatter_reduce(1, item_seq, positions, reduce="amin")
 
 
-def _in_history(users: torch.Tensor, items: torch.Tensor, history_keys: torch.Tensor, n_items: int) -> torch.Tensor:
-    """(len(users), len(items)) bool: is (user, item) among the sorted ``history_keys``."""
-    keys = users.unsqueeze(1) * n_items + items.unsqueeze(0)
+def in_history(users: torch.Tensor, items: torch.Tensor, history_keys: torch.Tensor, n_items: int) -> torch.Tensor:
+    """Bool of the broadcast shape of ``users`` and ``items``: is (user, item) among the sorted
+    ``history_keys`` (``user * n_items + item``)."""
+    keys = users * n_items + items
     if history_keys.numel() == 0:
         return torch.zeros_like(keys, dtype=torch.bool)
-    pos = torch.searchsorted(history_keys, keys).clamp(max=history_keys.numel() - 1)
+    pos = torch.searchsorted(history_keys, keys.contiguous()).clamp(max=history_keys.numel() - 1)
     return history_keys[pos] == keys
 
 
@@ -147,29 +207,37 @@ class ASARS(SequentialRecommender):
     a user long-term profile and dwell-time attention joined by triangle parallel attention,
     predicting the next item at every position of a sequence in one forward pass."""
 
-    # negatives are drawn inside the model (local negative sampling), never by RecBole
+    # negatives are drawn inside the model, never by RecBole
     input_type = InputType.POINTWISE
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
         self.variant = config["variant"]
-        if self.variant not in VARIANTS:
-            raise ValueError(f"ASARS: variant '{self.variant}' is not one of {', '.join(VARIANTS)}")
         self.rnn_type = str(config["rnn_type"]).upper()
-        if self.rnn_type not in RNN_TYPES:
-            raise ValueError(f"ASARS: rnn_type '{config['rnn_type']}' is not GRU or LSTM")
         self.loss_type = config["loss_type"]
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"ASARS: loss_type '{self.loss_type}' is not one of {', '.join(LOSS_TYPES)}")
         self.train_regime = config["train_regime"]
-        if self.train_regime not in TRAIN_REGIMES:
-            raise ValueError(f"ASARS: train_regime '{self.train_regime}' is not window or prefix")
+        self.attention_scope = config["attention_scope"]
+        self.time_att_query = config["time_att_query"]
+        self.neg_distribution = config["neg_distribution"]
+        self.neg_exclude = config["neg_exclude"]
+        for key, value, allowed in (
+            ("variant", self.variant, VARIANTS),
+            ("rnn_type", self.rnn_type, tuple(RNN_TYPES)),
+            ("loss_type", self.loss_type, LOSS_TYPES),
+            ("train_regime", self.train_regime, TRAIN_REGIMES),
+            ("attention_scope", self.attention_scope, ATTENTION_SCOPES),
+            ("time_att_query", self.time_att_query, TIME_ATT_QUERIES),
+            ("neg_distribution", self.neg_distribution, NEG_DISTRIBUTIONS),
+            ("neg_exclude", self.neg_exclude, NEG_EXCLUDES),
+        ):
+            if value not in allowed:
+                raise UsageError(f"ASARS: {key} '{value}' is not one of {', '.join(allowed)}")
         neg_args = config["train_neg_sample_args"] or {}
         if neg_args.get("distribution", "none") != "none":
-            raise ValueError(
-                "ASARS draws its own negatives (local negative sampling): set "
-                "train_neg_sample_args to None (ASARS.yaml does)"
+            raise UsageError(
+                "ASARS draws its own negatives (neg_distribution): set train_neg_sample_args to "
+                "None (ASARS.yaml does)"
             )
 
         self.embedding_size = config["embedding_size"]
@@ -180,9 +248,17 @@ class ASARS(SequentialRecommender):
         self.dwell_embedding_size = config["dwell_embedding_size"]
         self.reset_at_session = bool(config["reset_hidden_at_session"])
         self.neg_sample_num = config["neg_sample_num"]
+        self.neg_mix = float(config["neg_mix"])
         self.hinge_margin = config["hinge_margin"]
         self.user_mode = USER_MODE.get(self.variant)
         self.dwell_mode = DWELL_MODE.get(self.variant)
+        if self.time_att_query == "user" and not (self.dwell_mode == "att" and self.user_mode):
+            raise UsageError(
+                f"ASARS: time_att_query 'user' (eq. 18) needs a variant with both the time "
+                f"attention and a user embedding (time_user), not '{self.variant}'"
+            )
+        if not 0.0 <= self.neg_mix <= 1.0:
+            raise UsageError(f"ASARS: neg_mix {self.neg_mix} is not within 0..1")
 
         suffix = config["LIST_SUFFIX"]
         self.SESSION_ID = config["SESSION_ID_FIELD"]
@@ -192,20 +268,21 @@ class ASARS(SequentialRecommender):
         self.DWELL_SEQ = f"{self.DWELL}{suffix}" if self.DWELL else None
         self.TIME_SEQ = f"{self.TIME}{suffix}"
         needed = []
-        if self.reset_at_session or self.dwell_mode:
+        uses_attention = self.dwell_mode == "att" or self.user_mode == "att"
+        if self.reset_at_session or self.dwell_mode or (uses_attention and self.attention_scope == "session"):
             needed.append(("SESSION_ID_FIELD", self.SESSION_SEQ))
         if self.dwell_mode:
             needed.append(("DWELL_FIELD", self.DWELL_SEQ))
         for key, field in needed:
             if field is None or field not in dataset.field2type:
-                raise ValueError(
-                    f"ASARS ({self.variant}, reset_hidden_at_session={self.reset_at_session}) needs "
-                    f"the {key} list field '{field}' in dataset '{config['dataset']}'; load it with "
-                    f"load_col or set {key}"
+                raise UsageError(
+                    f"ASARS ({self.variant}, reset_hidden_at_session={self.reset_at_session}, "
+                    f"attention_scope={self.attention_scope}) needs the {key} list field '{field}' "
+                    f"in dataset '{config['dataset']}'; load it with load_col or set {key}"
                 )
 
         users, items, dwell = self._training_rows(dataset)
-        # (user, item) pairs of the training rows, for local negative sampling
+        # (user, item) pairs of the training rows, for neg_exclude: history
         self.register_buffer(
             "history_keys", torch.unique(users * self.n_items + items), persistent=False
         )
@@ -234,7 +311,9 @@ class ASARS(SequentialRecommender):
                 input_size=self.dwell_embedding_size, hidden_size=self.hidden_size,
                 num_layers=self.num_layers, batch_first=True,
             )
-            self.dwell_attention = nn.Linear(self.hidden_size, self.hidden_size)  # W_s, b_s (eq. 15)
+            # W_s, b_s (eq. 15); p_i meets h_session (eq. 16) or the user embedding (eq. 18)
+            query_size = self.user_embedding_size if self.time_att_query == "user" else self.hidden_size
+            self.dwell_attention = nn.Linear(self.hidden_size, query_size)
         if self.user_mode:
             self.user_embedding = nn.Embedding(dataset.num(self.USER_ID), self.user_embedding_size)
         if self.user_mode == "att":
@@ -305,8 +384,16 @@ class ASARS(SequentialRecommender):
         padded = x.new_zeros(first.numel(), int(offset.max()) + 1, dim)
         padded[seg, offset] = x.reshape(-1, dim)[flat_valid]
         # trailing padding never reaches the earlier outputs of a one-directional RNN, so the
-        # padded batch needs no packing (on CPU, packed backward was 2x slower than padded)
-        out_seg, _ = rnn(padded)
+        # padded batch needs no packing (on CPU, packed backward was 2x slower than padded).
+        # Sessions are grouped by length (up to 2^b steps) so that the many short sessions do
+        # not run as long as the longest one: at most twice the real steps instead of ~4x.
+        seg_length = torch.bincount(seg, minlength=first.numel())
+        bucket = torch.ceil(torch.log2(seg_length.to(torch.float))).long()
+        out_seg = x.new_zeros(first.numel(), padded.size(1), rnn.hidden_size)
+        for b in torch.unique(bucket).tolist():
+            rows = torch.nonzero(bucket == b).squeeze(1)
+            steps = min(2**b, padded.size(1))
+            out_seg[rows, :steps] = rnn(padded[rows, :steps])[0]
         out = x.new_zeros(batch * length, out_seg.size(-1))
         out[flat_valid] = out_seg[seg, offset]
         return out.view(batch, length, -1)
@@ -320,32 +407,43 @@ class ASARS(SequentialRecommender):
         valid = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
         return bins.masked_fill(~valid, PAD_BIN)
 
-    def forward(self, interaction) -> torch.Tensor:
-        """Representation r_k (B, L, embedding_size) of every prefix; row k predicts item k+1."""
+    def _encode(self, interaction) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(r_k (B, L, embedding_size) of every prefix, attention weights (B, L, L) or None)."""
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         starts = self._session_starts(interaction, item_seq)
+        segments = torch.cumsum(starts.long(), dim=1) if self.attention_scope == "session" else None
         x = self.item_embedding(item_seq)
         if self.dwell_mode:
             dwell_emb = self.dwell_embedding(self.dwell_bins(interaction, item_seq, item_seq_len, starts))
         if self.dwell_mode == "cat":
             x = torch.cat([x, dwell_emb], dim=-1)
         h_session = self._run_rnn(self.session_rnn, self.emb_dropout(x), item_seq_len, starts)
+        user = self.user_embedding(interaction[self.USER_ID]) if self.user_mode else None
 
+        weights = None
         if self.dwell_mode == "att":
             h_time = self._run_rnn(self.dwell_rnn, self.emb_dropout(dwell_emb), item_seq_len, starts)
             p = torch.tanh(self.dwell_attention(h_time))  # eq. 15
-            rep, _ = triangle_attention((p * h_session).sum(-1), h_session)  # eqs. 16-18
+            query = user.unsqueeze(1) if self.time_att_query == "user" else h_session  # eq. 18 / 16
+            rep, weights = triangle_attention((p * query).sum(-1), h_session, segments)  # eqs. 16-18
         elif self.user_mode == "att":
-            user = self.user_embedding(interaction[self.USER_ID])
             p = torch.tanh(self.user_attention(h_session))
-            rep, _ = triangle_attention((p * user.unsqueeze(1)).sum(-1), h_session)  # eq. 19
+            rep, weights = triangle_attention((p * user.unsqueeze(1)).sum(-1), h_session, segments)  # eq. 19
         else:
             rep = h_session
         if self.user_mode:
-            user = self.user_embedding(interaction[self.USER_ID])
             rep = torch.cat([rep, user.unsqueeze(1).expand(-1, rep.size(1), -1)], dim=-1)
-        return self.dense(rep)
+        return self.dense(rep), weights
+
+    def forward(self, interaction) -> torch.Tensor:
+        """Representation r_k (B, L, embedding_size) of every prefix; row k predicts item k+1."""
+        return self._encode(interaction)[0]
+
+    def attention_weights(self, interaction) -> torch.Tensor | None:
+        """(B, L, L) triangle attention weights (row k: the weights of prefix k), or None for a
+        variant without attention."""
+        return self._encode(interaction)[1]
 
     # ------------------------------------------------------------------ training
     def _targets(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
@@ -362,6 +460,33 @@ class ASARS(SequentialRecommender):
             mask = positions == last
         return targets, mask
 
+    def negatives(self, interaction, mask: torch.Tensor, targets: torch.Tensor,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(negatives (P, neg_sample_num), usable (P, neg_sample_num)) for the P positions of
+        ``mask`` in row-major order, drawn from ``neg_distribution`` and never ``neg_exclude``."""
+        item_seq = interaction[self.ITEM_SEQ]
+        valid = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) < interaction[self.ITEM_SEQ_LEN].unsqueeze(1)
+        batch_items = torch.cat([item_seq[valid], interaction[self.POS_ITEM_ID]])
+        weights = negative_weights(self.neg_distribution, batch_items, self.n_items, self.neg_mix)
+        rows, cols = mask.nonzero(as_tuple=True)  # position p is (rows[p], cols[p])
+        target = targets[rows, cols].unsqueeze(1)
+        if self.neg_exclude == "seen":
+            first = first_positions(item_seq, self.n_items)
+
+            def forbidden(p: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+                return (neg == target[p]) | (first[rows[p].unsqueeze(1), neg] <= cols[p].unsqueeze(1))
+        elif self.neg_exclude == "history":
+            user = interaction[self.USER_ID][rows].unsqueeze(1)
+
+            def forbidden(p: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+                return (neg == target[p]) | in_history(user[p], neg, self.history_keys, self.n_items)
+        else:
+
+            def forbidden(p: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+                return neg == target[p]
+
+        return sample_negatives(weights, rows.numel(), self.neg_sample_num, forbidden, generator)
+
     def calculate_loss(self, interaction) -> torch.Tensor:
         reps = self.forward(interaction)
         targets, mask = self._targets(interaction)
@@ -369,25 +494,18 @@ class ASARS(SequentialRecommender):
             logits = reps[mask] @ self.item_embedding.weight.t() + self.item_bias
             return F.cross_entropy(logits, targets[mask])
 
-        item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        valid = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
-        negatives = sample_local_negatives(
-            interaction[self.USER_ID],
-            torch.cat([item_seq[valid], interaction[self.POS_ITEM_ID]]),
-            self.history_keys,
-            self.n_items,
-            self.neg_sample_num,
-        )
-        pos = (reps * self.item_embedding(targets)).sum(-1) + self.item_bias[targets]  # (B, L)
-        neg = torch.bmm(reps, self.item_embedding(negatives).transpose(1, 2))  # (B, L, N)
-        neg = neg + self.item_bias[negatives].unsqueeze(1)
-        pos, neg = pos[mask].unsqueeze(1), neg[mask]
+        negatives, usable = self.negatives(interaction, mask, targets)
+        rep, target = reps[mask], targets[mask]  # (P, d), (P,)
+        pos = (rep * self.item_embedding(target)).sum(-1, keepdim=True) + self.item_bias[target].unsqueeze(1)
+        neg = torch.bmm(self.item_embedding(negatives), rep.unsqueeze(2)).squeeze(2) + self.item_bias[negatives]
         if self.loss_type == "BPR":  # eq. 21
-            return -F.logsigmoid(pos - neg).mean()
-        if self.loss_type == "TOP1":  # eq. 22, as GRU4Rec's TOP1
-            return (torch.sigmoid(neg - pos) + torch.sigmoid(neg**2)).mean()
-        return torch.clamp(self.hinge_margin - (pos - neg), min=0).mean()  # hinge, eq. 23
+            loss = -F.logsigmoid(pos - neg)
+        elif self.loss_type == "TOP1":  # eq. 22, as GRU4Rec's TOP1
+            loss = torch.sigmoid(neg - pos) + torch.sigmoid(neg**2)
+        else:  # hinge, eq. 23
+            loss = torch.clamp(self.hinge_margin - (pos - neg), min=0)
+        usable = usable.to(loss.dtype)
+        return (loss * usable).sum() / usable.sum().clamp(min=1.0)
 
     # ------------------------------------------------------------------ evaluation
     def _last(self, interaction) -> torch.Tensor:
