@@ -1,0 +1,219 @@
+"""Train and evaluate one (row, seed) of a reproduction, resumably, in worker processes.
+
+This is the one module of :mod:`recbole_session.reproduce` that calls the package's training
+API (:func:`train_and_evaluate`), so that a change of that API is ported here only. A run is
+RecBole's flow (dataset, dataloaders, model, trainer, fit, best checkpoint) with two changes
+that every row of a comparison shares: the trainer is wrapped by
+:func:`~recbole_session.trainer.with_protocol_validation` (selection on ``valid_protocol``,
+epochs of ``epoch_steps`` steps), and the best model is evaluated on valid and test under the
+papers' protocols with per-user values, which are saved in the package's results format
+(:func:`~recbole_session.evaluation.results.save_run_results`), so that
+:mod:`recbole_session.compare` pairs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from recbole_session.paths import properties_dir
+
+PROTOCOLS = ("random100", "popular100", "full")
+# the training recipe every row of a comparison shares (SessionBERT4Rec's, or the preset's)
+TRAIN_KEYS = ("learner", "learning_rate", "weight_decay", "epochs", "eval_step", "stopping_step",
+              "valid_protocol", "valid_metric", "clip_grad_norm")
+SIZE_KEYS = ("hidden_size", "n_layers", "n_heads", "inner_size", "hidden_dropout_prob",
+             "mask_ratio", "MAX_ITEM_LIST_LENGTH", "max_session_segments", "temporal_dim",
+             "padding_side", "temporal_proj_init", "train_regime")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a table row's model and overrides on top of the shared settings."""
+
+    label: str
+    model: str
+    dataset: str
+    seed: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
+    config_files: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        """Everything that defines the row's runs but the label (a renamed row is the same row)
+        and the seed (in the file name)."""
+        # the package's yaml files of this model and dataset too: a changed default is a new run
+        package = [properties_dir() / "overall.yaml", properties_dir() / "model" / f"{self.model}.yaml",
+                   properties_dir() / "dataset" / f"{self.dataset}.yaml"]
+        payload = {"model": self.model, "dataset": self.dataset,
+                   "overrides": self.overrides, "shared": self.shared,
+                   "config_files": [Path(f).read_text() for f in self.config_files],
+                   "package": [f.read_text() if f.is_file() else "" for f in package]}
+        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def stem(self, work: Path) -> Path:
+        slug = "".join(c if c.isalnum() else "_" for c in self.label).strip("_").lower()
+        return work / self.dataset / f"{slug}-{self.key()}-seed{self.seed}"
+
+
+def results_path(stem: Path) -> Path:
+    return Path(f"{stem}.results.json")
+
+
+def new_session_users(test_data: Any, config: Any) -> list[str]:
+    """Tokens of the test users whose target opens a new session: its session id differs from
+    the last history item's (without a session field: the time gap exceeds ``session_gap``)."""
+    session, time_field = config["SESSION_ID_FIELD"], config["TIME_FIELD"]
+    suffix = config["LIST_SUFFIX"]
+    dataset = test_data._dataset
+    uid_field = dataset.uid_field
+    users = []
+    for interaction, *_ in test_data:
+        last = (interaction[config["ITEM_LIST_LENGTH_FIELD"]] - 1).unsqueeze(1)
+        if session and session + suffix in interaction.interaction:
+            prev = interaction[session + suffix].gather(1, last).squeeze(1)
+            opens = (interaction[session] != prev).numpy()
+        elif config["session_gap"] and time_field + suffix in interaction.interaction:
+            prev = interaction[time_field + suffix].gather(1, last).squeeze(1)
+            opens = ((interaction[time_field] - prev) > config["session_gap"]).numpy()
+        else:
+            opens = np.zeros(len(last), dtype=bool)
+        tokens = dataset.id2token(uid_field, interaction[uid_field].numpy())
+        users += [str(t) for t, flag in zip(tokens, opens) if flag]
+    return users
+
+
+def shared_recipe(dataset: str, config_files: list[str], base: dict[str, Any]) -> tuple[dict, dict]:
+    """The training recipe of SessionBERT4Rec (its yaml, or a preset among ``config_files``)
+    for every row, with the batch it gives on this dataset (``batches_per_epoch``) and
+    ``epoch_steps`` = the steps of one per-user epoch, so that rows whose models train on other
+    rows (RecBole's every-prefix rows) make the same steps between validations. Also returns
+    the dataset's size and SessionBERT4Rec's sizes, for the table's notes."""
+    from recbole_session.quick_start import check_override_types, make_config
+    from recbole_session.utils import create_dataset
+
+    config = make_config("SessionBERT4Rec", dataset, config_files or None, base)
+    check_override_types(config, base)
+    data = create_dataset(config)
+    users = data.user_num - 1
+    batches = int(config["batches_per_epoch"] or 0)
+    per_user = config["train_regime"] == "per_user"
+    batch = math.ceil(users / batches) if batches and per_user else int(config["train_batch_size"])
+    recipe = {key: config[key] for key in TRAIN_KEYS}
+    recipe.update(train_batch_size=batch, batches_per_epoch=0,
+                  epoch_steps=math.ceil(users / batch) if per_user else 0)
+    facts = {"users": users, "items": data.item_num - 1, "interactions": data.inter_num,
+             **{key: config[key] for key in SIZE_KEYS}}
+    return recipe, facts
+
+
+def train_and_evaluate(spec: RunSpec, stem: Path) -> dict[str, Any]:
+    """Train ``spec`` and write ``<stem>.results.json`` (and ``.md``); returns the result.
+
+    The one place that uses the package's training API (see the module docstring)."""
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_session.evaluation import evaluate_protocols_detailed
+    from recbole_session.evaluation.results import save_run_results
+    from recbole_session.quick_start import count_parameters, make_config
+    from recbole_session.trainer import with_protocol_validation
+    from recbole_session.utils import create_dataset, get_model, get_trainer
+
+    checkpoints = Path(f"{stem}.checkpoint")
+    config = make_config(spec.model, spec.dataset, list(spec.config_files) or None, {
+        **spec.shared, **spec.overrides, "seed": spec.seed, "checkpoint_dir": str(checkpoints),
+        "state": "WARNING", "show_progress": False, "eval_protocols": list(PROTOCOLS),
+    })
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = with_protocol_validation(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer.protocol_dataset = dataset
+
+    curve: list[tuple[int, float]] = []
+    start = time.perf_counter()
+    trainer.fit(train_data, valid_data, verbose=False, saved=True, show_progress=False,
+                callback_fn=lambda epoch, score: curve.append((epoch + 1, float(score))))
+    seconds = time.perf_counter() - start
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    details = {split: evaluate_protocols_detailed(trainer.model, data, config, dataset=dataset)
+               for split, data in (("valid", valid_data), ("test", test_data))}
+    best = max(curve, key=lambda point: point[1]) if curve else (0, float("nan"))
+    result = {
+        "label": spec.label, "key": spec.key(), "overrides": spec.overrides, "shared": spec.shared,
+        "best_valid_score": trainer.best_valid_score, "best_valid_result": trainer.best_valid_result,
+        "test_result": test_result, "n_params": count_parameters(model),
+        "valid_protocols": details["valid"].metrics, "test_protocols": details["test"].metrics,
+        "train_seconds": round(seconds, 2), "epochs_run": curve[-1][0] if curve else 0,
+        "best_epoch": best[0], "valid_curve": curve, "train_batch_size": config["train_batch_size"],
+        "new_session_users": new_session_users(test_data, config),
+        "n_test_users": len(details["test"].users),
+    }
+    save_run_results(result, config, details, stem)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the best model is evaluated: not kept
+    return result
+
+
+def _worker_init(threads: int, workdir: str) -> None:
+    import warnings
+
+    import torch
+
+    # RecBole 1.2.1 on pandas 2 / torch 2 warns on every dataset and trainer it builds
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.filterwarnings("ignore", module="recbole")
+    torch.set_num_threads(threads)
+    os.makedirs(workdir, exist_ok=True)
+    os.chdir(workdir)  # RecBole's trainer writes ./log_tensorboard
+
+
+def _run(spec: RunSpec, stem: str) -> dict[str, Any]:
+    import recbole_session  # noqa: F401  (registration in a fresh process)
+
+    result = train_and_evaluate(spec, Path(stem))
+    return {k: result[k] for k in ("label", "train_seconds", "best_epoch", "epochs_run", "test_protocols")}
+
+
+def run_all(specs: list[RunSpec], work: Path, jobs: int = 1, threads: int = 1,
+            progress: Callable[[str], None] = print) -> list[Path]:
+    """Train every spec whose results file is missing (in ``jobs`` worker processes of
+    ``threads`` torch threads each); return the specs' results files, in order."""
+    work = Path(work).resolve()
+    paths = [results_path(spec.stem(work)) for spec in specs]
+    todo = [spec for spec, path in zip(specs, paths) if not path.is_file()]
+    done = len(specs) - len(todo)
+    if done:
+        progress(f"{done} of {len(specs)} runs already finished in {work}: not trained again")
+    if not todo:
+        return paths
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads, str(work / "_cwd"))) as pool:
+        futures = {pool.submit(_run, spec, str(spec.stem(work))): spec for spec in todo}
+        for number, future in enumerate(as_completed(futures), start=done + 1):
+            spec = futures[future]
+            summary = future.result()
+            full = summary["test_protocols"].get("full/ndcg@10", float("nan"))
+            elapsed = (time.perf_counter() - started) / 60
+            progress(f"[{number}/{len(specs)}] {spec.label}, seed {spec.seed}: test N@10 all {full:.4f}, "
+                     f"best epoch {summary['best_epoch']}/{summary['epochs_run']}, "
+                     f"{summary['train_seconds']:.0f} s ({elapsed:.1f} min so far)")
+    return paths
+
+
+def load_run(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
