@@ -440,6 +440,36 @@ def test_per_user_regime_keeps_newest_row_per_user(atomic_root, workdir):
         assert train.inter_feat["timestamp"][row] == torch.sort(times).values[-3]
 
 
+def test_window_regime_tiles_every_training_sequence(atomic_root, workdir):
+    """``window`` rows (history + target, cut to L as the model does) cover every training
+    interaction of every user exactly once (but a user's very first one when the number of
+    training targets is a multiple of L); ``batches_per_epoch`` gives 10 batches."""
+    def rows(regime):
+        config = make_config("SessionBERT4Rec", "ml-100k", config_dict={
+            "data_path": str(atomic_root), "MAX_ITEM_LIST_LENGTH": 20, "train_regime": regime,
+            "state": "WARNING"})
+        return config, create_dataset(config).build()[0].inter_feat
+
+    config, window = rows("window")
+    assert config["train_batch_size"] == math.ceil(len(window) / 10)
+    _, prefix = rows("prefix")
+    covered: dict[int, list[int]] = {}
+    for i, user in enumerate(window["user_id"].tolist()):
+        n = int(window["item_length"][i])
+        covered.setdefault(user, []).extend((window["item_id_list"][i, :n].tolist() + [int(window["item_id"][i])])[-20:])
+    training: dict[int, list[int]] = {}
+    for i, user in enumerate(prefix["user_id"].tolist()):
+        if user not in training:  # the user's first row: its one history item, the oldest
+            training[user] = [int(prefix["item_id_list"][i, 0])]
+        training[user].append(int(prefix["item_id"][i]))
+    assert covered.keys() == training.keys()
+    for user, items in covered.items():
+        if (len(training[user]) - 1) % 20:
+            assert sorted(items) == sorted(training[user])
+        else:  # the oldest window is full: only the user's very first item is left out
+            assert sorted(items) == sorted(training[user][1:])
+
+
 def test_prefix_regime_trains_and_checkpoint_reloads(fast_config):
     from recbole.quick_start import load_data_and_model
 

@@ -4,11 +4,13 @@
         [--preset NAME|FILE] [--device cpu|cuda] [--jobs J] [--key=value ...]
     python -m recbole_session.reproduce figure2 --dataset D [--segments 2,3,4,5]
         [--temporal-dims 8,16,32,64] [same options]
+    python -m recbole_session.reproduce paper-params
 
 ``table2`` trains RecBole's SASRec and BERT4Rec and the eight switch combinations of
 SessionBERT4Rec with the same recipe, data and seeds and writes ``DIR/table2_D.md`` / ``.json``;
 ``figure2`` sweeps the full model's m and dT and writes ``DIR/figure2_D.png`` / ``.md`` /
-``.json``. Runs are kept under ``--work`` (default ``DIR/runs``) by a key of everything that
+``.json``; ``paper-params`` prints paper Table 2's #params column, computed from the authors'
+implementation's sizes. Runs are kept under ``--work`` (default ``DIR/runs``) by a key of everything that
 defines them, so an interrupted command continues where it stopped and a finished run is never
 trained again. Any ``--key=value`` is a RecBole config key for every row (e.g.
 ``--MAX_ITEM_LIST_LENGTH=20``). The last stdout line is one JSON object.
@@ -23,7 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from recbole_session.files import update_section
+from recbole_session.model.sequential_recommender.sessionbert4rec import reference_parameter_count
 from recbole_session.paths import properties_dir
+from recbole_session.quick_start import UsageError, parse_overrides
+from recbole_session.reproduce import figure2, table2
+from recbole_session.reproduce.runner import run_all, shared_recipe
+from recbole_session.reproduce.table2 import COMBOS, combo_label
 
 PROG = "python -m recbole_session.reproduce"
 PRESET_DIR = "preset"
@@ -57,10 +65,34 @@ def int_list(text: str, option: str) -> list[int]:
     return values
 
 
+# --rows names: RecBole's two models, then the switches of a combination joined by '+'
+ROW_KEYS = ["sasrec", "bert4rec", "off", "st", "sse", "tas", "st+sse", "st+tas", "sse+tas", "st+sse+tas"]
+
+
+def row_key(label: str) -> str:
+    if label in (table2.SASREC, table2.BERT4REC):
+        return label.split()[0].lower()
+    return "off" if label == table2.OFF else label.replace("+ ", "").replace(" ", "+").lower()
+
+
+# paper Table 1-2 and the authors' run configurations: (items, max length L, m, dT), d 256, 4 layers
+PAPER_SIZES = {"Steam": (4331, 15, 5, 32), "ML-1M": (3327, 200, 3, 16), "ML-20M": (12239, 100, 5, 64)}
+
+
+def paper_params_table() -> str:
+    """Paper Table 2's #params column, from :func:`reference_parameter_count`."""
+    lines = ["| dataset | " + " | ".join(combo_label(*c) for c in COMBOS) + " |", "|---|" + "---|" * len(COMBOS)]
+    for name, (items, max_len, m, dt) in PAPER_SIZES.items():
+        counts = [reference_parameter_count(items, max_len, 256, 4, bool(st), m * se, dt * te) for st, se, te in COMBOS]
+        lines.append(f"| {name} | " + " | ".join(f"{c:,}" for c in counts) + " |")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("table2", "figure2"), help="table2 (ablation) or figure2 (m and dT sweeps)")
-    parser.add_argument("--dataset", "-d", required=True, help="dataset name (folder under data_path)")
+    parser.add_argument("what", choices=("table2", "figure2", "paper-params"),
+                        help="table2 (ablation), figure2 (m and dT sweeps) or paper-params")
+    parser.add_argument("--dataset", "-d", default=None, help="dataset name (folder under data_path)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N for every row (default 3)")
     parser.add_argument("--out", default="reproduce_results", help="output folder of the tables")
     parser.add_argument("--work", default=None, help="folder of the runs (default OUT/runs); reused to resume")
@@ -70,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--data-path", default=None, help="data_path (default: the config's, atomic_files/)")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep each run's best model as WORK/<dataset>/<run>.pth (default: deleted)")
     parser.add_argument("--docs", default=None, help="also write the narrative into this Markdown file's section")
+    parser.add_argument("--rows", default=None,
+                        help="table2: only these rows, comma-separated among " + ", ".join(ROW_KEYS))
     parser.add_argument("--segments", default="2,3,4,5", help="figure2: values of m (dT fixed)")
     parser.add_argument("--temporal-dims", default="8,16,32,64", help="figure2: values of dT (m fixed)")
     return parser
@@ -89,13 +125,14 @@ def config_files_for(args: argparse.Namespace, base: dict[str, Any]) -> list[str
 
 
 def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> dict[str, Any]:
-    from recbole_session.reproduce import figure2, table2
-    from recbole_session.reproduce.runner import run_all, shared_recipe
-
     started = time.perf_counter()
     if args.seeds < 1 or args.jobs < 1 or args.threads < 1:
         raise ReproduceError("--seeds, --jobs and --threads must be at least 1")
     sweep = (int_list(args.segments, "--segments"), int_list(args.temporal_dims, "--temporal-dims"))
+    wanted = [key.strip().lower() for key in (args.rows or "").split(",") if key.strip()]
+    unknown = sorted(set(wanted) - set(ROW_KEYS))
+    if unknown:
+        raise ReproduceError(f"--rows {args.rows}: unknown {', '.join(unknown)} (known: {', '.join(ROW_KEYS)})")
     base = {**overrides, "use_gpu": args.device == "cuda"}
     if args.data_path:
         base["data_path"] = args.data_path
@@ -108,13 +145,16 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     work = Path(args.work) if args.work else out / "runs"
     if args.what == "table2":
         rows = table2.table_rows(m, dt)
+        if wanted:
+            rows = [row for row in rows if row_key(row[0]) in wanted]
     else:
         rows, sweeps = figure2.grid_rows(*sweep, m, dt)
     specs = table2.specs_for(rows, args.dataset, seeds, shared, files)
     flat = [spec for row in specs.values() for spec in row]
     print(f"{args.what} on {args.dataset}: {len(specs)} rows x {len(seeds)} seeds = {len(flat)} runs; "
           + table2.describe_budget(recipe, facts), flush=True)
-    paths = run_all(flat, work, args.jobs, args.threads, progress=lambda line: print(line, flush=True))
+    paths = run_all(flat, work, args.jobs, args.threads, progress=lambda line: print(line, flush=True),
+                    keep_checkpoints=args.keep_checkpoints)
     by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}
     summary = table2.summarize(specs, by_label, work)
     payload = {"what": args.what, "dataset": args.dataset, "seeds": seeds, "recipe": recipe, "facts": facts,
@@ -134,8 +174,6 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     for path in written:
         print(f"written: {path}", flush=True)
     if args.docs:
-        from recbole_session.files import update_section
-
         text = Path(written[0] if args.what == "table2" else written[1]).read_text()
         body = text.replace("# ", "### ", 1).replace("](figure2_", f"]({out.as_posix()}/figure2_")
         update_section(args.docs, f"reproduce-{args.what}-{args.dataset}", body, title="# Benchmarks")
@@ -143,13 +181,16 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recbole_session.quick_start import UsageError, parse_overrides
-
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     command = " ".join([PROG, *argv])
+    if args.what == "paper-params":
+        print(paper_params_table())
+        return 0
     try:
+        if not args.dataset:
+            raise ReproduceError(f"{args.what} needs --dataset")
         line = run(args, parse_overrides(rest), command)
     except (ReproduceError, UsageError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -26,8 +27,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_seed
 
+import recbole_session  # noqa: F401  (shims and registration, also in a fresh worker process)
+from recbole_session.evaluation import evaluate_protocols_detailed
+from recbole_session.evaluation.results import save_run_results
 from recbole_session.paths import properties_dir
+from recbole_session.quick_start import check_override_types, count_parameters, make_config
+from recbole_session.trainer import with_protocol_validation
+from recbole_session.utils import create_dataset, get_model, get_trainer
 
 PROTOCOLS = ("random100", "popular100", "full")
 # the training recipe every row of a comparison shares (SessionBERT4Rec's, or the preset's)
@@ -97,40 +107,30 @@ def new_session_users(test_data: Any, config: Any) -> list[str]:
 def shared_recipe(dataset: str, config_files: list[str], base: dict[str, Any]) -> tuple[dict, dict]:
     """The training recipe of SessionBERT4Rec (its yaml, or a preset among ``config_files``)
     for every row, with the batch it gives on this dataset (``batches_per_epoch``) and
-    ``epoch_steps`` = the steps of one per-user epoch, so that rows whose models train on other
-    rows (RecBole's every-prefix rows) make the same steps between validations. Also returns
-    the dataset's size and SessionBERT4Rec's sizes, for the table's notes."""
-    from recbole_session.quick_start import check_override_types, make_config
-    from recbole_session.utils import create_dataset
-
+    ``epoch_steps`` = the steps of one of its epochs (per-user or window regime), so that rows
+    whose models train on other rows (RecBole's every-prefix rows) make the same steps of the
+    same batch size between validations. Also returns the dataset's size and SessionBERT4Rec's
+    sizes, for the table's notes."""
     config = make_config("SessionBERT4Rec", dataset, config_files or None, base)
     check_override_types(config, base)
     data = create_dataset(config)
     users = data.user_num - 1
-    batches = int(config["batches_per_epoch"] or 0)
-    per_user = config["train_regime"] == "per_user"
-    batch = math.ceil(users / batches) if batches and per_user else int(config["train_batch_size"])
+    rows = len(data.build()[0])  # sets train_batch_size in the per-user and window regimes
+    batch = int(config["train_batch_size"])
+    per_row = config["train_regime"] in ("per_user", "window")
     recipe = {key: config[key] for key in TRAIN_KEYS}
     recipe.update(train_batch_size=batch, batches_per_epoch=0,
-                  epoch_steps=math.ceil(users / batch) if per_user else 0)
-    facts = {"users": users, "items": data.item_num - 1, "interactions": data.inter_num,
+                  epoch_steps=math.ceil(rows / batch) if per_row else 0)
+    facts = {"users": users, "train_rows": rows, "items": data.item_num - 1, "interactions": data.inter_num,
              **{key: config[key] for key in SIZE_KEYS}}
     return recipe, facts
 
 
-def train_and_evaluate(spec: RunSpec, stem: Path) -> dict[str, Any]:
-    """Train ``spec`` and write ``<stem>.results.json`` (and ``.md``); returns the result.
+def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False) -> dict[str, Any]:
+    """Train ``spec`` and write ``<stem>.results.json`` (and ``.md``); returns the result. The
+    best model is kept as ``<stem>.pth`` with ``keep_checkpoint``, else deleted.
 
     The one place that uses the package's training API (see the module docstring)."""
-    from recbole.data import data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_session.evaluation import evaluate_protocols_detailed
-    from recbole_session.evaluation.results import save_run_results
-    from recbole_session.quick_start import count_parameters, make_config
-    from recbole_session.trainer import with_protocol_validation
-    from recbole_session.utils import create_dataset, get_model, get_trainer
-
     checkpoints = Path(f"{stem}.checkpoint")
     config = make_config(spec.model, spec.dataset, list(spec.config_files) or None, {
         **spec.shared, **spec.overrides, "seed": spec.seed, "checkpoint_dir": str(checkpoints),
@@ -163,16 +163,15 @@ def train_and_evaluate(spec: RunSpec, stem: Path) -> dict[str, Any]:
         "new_session_users": new_session_users(test_data, config),
         "n_test_users": len(details["test"].users),
     }
+    if keep_checkpoint:
+        result["model_file"] = str(Path(f"{stem}.pth"))
+        os.replace(trainer.saved_model_file, result["model_file"])
     save_run_results(result, config, details, stem)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the best model is evaluated: not kept
+    shutil.rmtree(checkpoints, ignore_errors=True)
     return result
 
 
 def _worker_init(threads: int, workdir: str) -> None:
-    import warnings
-
-    import torch
-
     # RecBole 1.2.1 on pandas 2 / torch 2 warns on every dataset and trainer it builds
     warnings.simplefilter("ignore", FutureWarning)
     warnings.filterwarnings("ignore", module="recbole")
@@ -181,15 +180,13 @@ def _worker_init(threads: int, workdir: str) -> None:
     os.chdir(workdir)  # RecBole's trainer writes ./log_tensorboard
 
 
-def _run(spec: RunSpec, stem: str) -> dict[str, Any]:
-    import recbole_session  # noqa: F401  (registration in a fresh process)
-
-    result = train_and_evaluate(spec, Path(stem))
+def _run(spec: RunSpec, stem: str, keep_checkpoint: bool) -> dict[str, Any]:
+    result = train_and_evaluate(spec, Path(stem), keep_checkpoint)
     return {k: result[k] for k in ("label", "train_seconds", "best_epoch", "epochs_run", "test_protocols")}
 
 
 def run_all(specs: list[RunSpec], work: Path, jobs: int = 1, threads: int = 1,
-            progress: Callable[[str], None] = print) -> list[Path]:
+            progress: Callable[[str], None] = print, keep_checkpoints: bool = False) -> list[Path]:
     """Train every spec whose results file is missing (in ``jobs`` worker processes of
     ``threads`` torch threads each); return the specs' results files, in order."""
     work = Path(work).resolve()
@@ -203,7 +200,7 @@ def run_all(specs: list[RunSpec], work: Path, jobs: int = 1, threads: int = 1,
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
                              initargs=(threads, str(work / "_cwd"))) as pool:
-        futures = {pool.submit(_run, spec, str(spec.stem(work))): spec for spec in todo}
+        futures = {pool.submit(_run, spec, str(spec.stem(work)), keep_checkpoints): spec for spec in todo}
         for number, future in enumerate(as_completed(futures), start=done + 1):
             spec = futures[future]
             summary = future.result()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from recbole_session.compare import paired_tests
 from recbole_session.evaluation.results import aggregate_runs, load_results, save_seed_results
+from recbole_session.files import write_atomic
 from recbole_session.reproduce.runner import PROTOCOLS, RunSpec, load_run
 
 OFF = "BERT4Rec (switches off)"
@@ -175,10 +177,6 @@ def describe_budget(recipe: dict[str, Any], facts: dict[str, Any]) -> str:
 
 def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str) -> tuple[Path, Path]:
     """``table2_<dataset>.md`` and ``.json`` in ``out`` (atomic writes)."""
-    import json
-
-    from recbole_session.files import write_atomic
-
     rows, facts, recipe = payload["rows"], payload["facts"], payload["recipe"]
     claim = payload["claims"]
     lines = [

@@ -124,9 +124,10 @@ class SessionBERT4Rec(BERT4Rec):
                 "SessionBERT4Rec: temporal_proj_init must be 'default' or 'normal', got "
                 f"{self.temporal_proj_init!r}"
             )
-        if self.train_regime not in ("prefix", "per_user"):
+        if self.train_regime not in ("prefix", "per_user", "window"):
             raise ValueError(
-                f"SessionBERT4Rec: train_regime must be 'prefix' or 'per_user', got {self.train_regime!r}"
+                "SessionBERT4Rec: train_regime must be 'prefix', 'per_user' or 'window', got "
+                f"{self.train_regime!r}"
             )
         if not 0 < self.mask_ratio <= 1:
             raise ValueError(f"SessionBERT4Rec: mask_ratio must be in (0, 1], got {self.mask_ratio}")
@@ -325,7 +326,7 @@ class SessionBERT4Rec(BERT4Rec):
 
     def calculate_loss(self, interaction):
         items, length, times, sessions = self._history(interaction)
-        if self.train_regime == "per_user":
+        if self.train_regime in ("per_user", "window"):
             # the training row is the user's whole training sequence: history + its target
             new = self._target(interaction, interaction[self.ITEM_ID])
             tokens, segments, times, _ = self._layout(items, length, times, sessions, *new)
