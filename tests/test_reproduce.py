@@ -190,6 +190,9 @@ CASES = [
              ("table2", "--dataset", "nowhere", "--data-path", "{tmp}"), "unknown dataset 'nowhere'"),
     BadInput("reproduce", "figure2 with a bad list of m", "recbole_session.reproduce:main",
              ("figure2", "--dataset", "ml-100k", "--segments", "two"), "--segments two: expected integers"),
+    BadInput("reproduce", "an unknown row", "recbole_session.reproduce:main",
+             ("table2", "--dataset", "ml-100k", "--rows", "off,gru"), "--rows off,gru: unknown gru (known: sasrec"),
+    BadInput("reproduce", "no dataset", "recbole_session.reproduce:main", ("table2",), "table2 needs --dataset"),
     BadInput("reproduce", "an override of the wrong type", "recbole_session.reproduce:main",
              ("table2", "--dataset", "ml-100k", "--epochs=ten"), "epochs expects an integer"),
 ]

@@ -181,7 +181,9 @@ def _worker_init(threads: int, workdir: str) -> None:
 
 
 def _run(spec: RunSpec, stem: str, keep_checkpoint: bool) -> dict[str, Any]:
-    result = train_and_evaluate(spec, Path(stem), keep_checkpoint)
+    done = results_path(Path(stem))
+    # another command on the same --work may have finished it meanwhile
+    result = load_run(done) if done.is_file() else train_and_evaluate(spec, Path(stem), keep_checkpoint)
     return {k: result[k] for k in ("label", "train_seconds", "best_epoch", "epochs_run", "test_protocols")}
 
 
