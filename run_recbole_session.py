@@ -5,7 +5,7 @@ Any other ``--key=value`` overrides a RecBole config key, e.g. ``--epochs=1``.
 
 import sys
 
-from recbole_session.quick_start import main
+from recbole_session.command import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,104 +1,98 @@
 """Compatibility shims for RecBole 1.2.1 on the torch / numpy / ray that this package installs.
 
-Every shim here names the breakage it fixes (see SPEC.md section 6). They are applied once, by
-``import recbole_session``; nothing else in the package patches RecBole. The remaining
-breakages of SPEC.md section 6 are fixed by the version pins in ``setup.cfg`` (numpy<2,
-pandas<3, setuptools<81, pyarrow<26) or by owning the code path (the Ray trainable in
-``recbole_session.tune``).
+Every shim here names the breakage it fixes. None runs at ``import recbole_session``: each runs
+right after RecBole loads the module it concerns (:mod:`recbole_session.hooks` arranges that),
+or at once when that module is already loaded; nothing else in the package patches RecBole.
+The other breakages of RecBole 1.2.1 on today's stack are fixed by the version pins in
+``setup.cfg`` (numpy<2, pandas<3, setuptools<81, pyarrow<26) or by owning the code path (the
+Ray trainable in ``recbole_session.tune``, the dataset lookup in ``recbole_session.lookup``).
 """
 
 from __future__ import annotations
 
-import enum
-import inspect
 import types
+import warnings
 
 import torch
 
-_APPLIED = False
+from recbole_session import checkpoint
+from recbole_session.files import atomic_path
+
+
+def silence_known_warnings() -> None:
+    """Warnings that every run printed and that are known to be harmless with the pinned stack;
+    each filter names its warning by category, message and the module that triggers it."""
+    # pandas 2.x: RecBole's `_fill_nan` calls `fillna(..., inplace=True)` on a column (chained
+    # assignment). It still works with pandas<3 (the pin), which is what the warning is about.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset\.dataset",
+                            message=r"A value is trying to be set on a copy of a DataFrame or Series through chained assignment")
+    # pandas 2.x: the same `_fill_nan` downcasts object columns in `fillna`; RecBole's columns are
+    # numeric or token columns, so nothing is downcast.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset\.dataset",
+                            message=r"Downcasting object dtype arrays on \.fillna")
+    # torch >= 2.4: RecBole's Trainer builds `torch.cuda.amp.GradScaler(...)`, deprecated for
+    # `torch.amp.GradScaler("cuda", ...)`; it still works (and is disabled on CPU).
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.trainer\.trainer",
+                            message=r"`torch\.cuda\.amp\.GradScaler\(args\.\.\.\)` is deprecated")
+    # ray 2.6.3 imports pkg_resources, deprecated in setuptools >= 67.5; the pin setuptools<81
+    # keeps it importable.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\._private\.pydantic_compat|ray\..*",
+                            message=r"pkg_resources is deprecated as an API")
+
+
+def restore_numpy_aliases(config_module: types.ModuleType) -> None:
+    """RecBole's metrics (``recbole/evaluator/metrics.py``) use ``np.float``, removed in numpy
+    1.24. RecBole re-creates the aliases in ``Config.__init__`` (``compatibility_settings``), but
+    a Config rebuilt from a checkpoint never runs it, so evaluating a reloaded model failed.
+    Create the same aliases once, when RecBole's configurator loads."""
+    config_module.Config.compatibility_settings(None)
 
 
 def switch_off_anomaly_detection() -> None:
     """RecBole's SINE model (``recbole/model/sequential_recommender/sine.py``) calls
     ``torch.autograd.set_detect_anomaly(True)`` at import time, i.e. whenever
     ``recbole.model.sequential_recommender`` is imported, which made training 1.6x (BERT4Rec)
-    to 2x (GRU4Rec) slower. Import it once here, then switch the detection back off; the
-    module is cached, so later imports do not switch it on again."""
-    import recbole.model.sequential_recommender  # noqa: F401
-
+    to 2x (GRU4Rec) slower. Runs right after that package has loaded; the module is cached, so
+    later imports do not switch it on again."""
     torch.autograd.set_detect_anomaly(False)
 
 
-def recbole_checkpoint_globals() -> list:
-    """The classes a RecBole checkpoint pickles besides tensors: the ``Config`` (ours or
-    RecBole's), the yaml loader class it keeps, RecBole's enums, and the numpy scalar that
-    holds ``best_valid_score``."""
-    import numpy as np
-    import yaml
-    from recbole.config import Config as RecBoleConfig
-    from recbole.utils import enum_type
-
-    from recbole_session.config import Config
-
-    enums = [
-        obj
-        for _, obj in inspect.getmembers(enum_type, inspect.isclass)
-        if issubclass(obj, enum.Enum) and obj.__module__ == enum_type.__name__
-    ]
-    numpy_scalar = [np.core.multiarray.scalar, np.dtype, *{type(np.dtype(t)) for t in (np.float32, np.float64)}]
-    return [Config, RecBoleConfig, yaml.FullLoader, *enums, *numpy_scalar]
-
-
-def allow_recbole_checkpoints() -> None:
-    """torch >= 2.6 defaults ``torch.load(weights_only=True)``; RecBole 1.2.1 checkpoints pickle
-    the ``Config``, so ``Trainer.evaluate(load_best_model=True)``, ``resume_checkpoint`` and
-    ``load_data_and_model`` fail. Allow exactly the classes RecBole stores, instead of turning
-    ``weights_only`` off for every file."""
-    add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
-    if add_safe_globals is None:  # torch < 2.4 loads full pickles by default: nothing to do
-        return
-    add_safe_globals(recbole_checkpoint_globals())
-
-
-def restore_numpy_aliases() -> None:
-    """RecBole's metrics (``recbole/evaluator/metrics.py``) use ``np.float``, removed in numpy
-    1.24. RecBole re-creates the aliases in ``Config.__init__`` (``compatibility_settings``), but
-    a Config unpickled from a checkpoint (``load_data_and_model``) never runs it, so evaluating a
-    reloaded model failed. Create the same aliases once, at import."""
-    from recbole.config import Config as RecBoleConfig
-
-    RecBoleConfig.compatibility_settings(None)
-
-
-class _TorchSavingProtocol2(types.ModuleType):
-    """``torch`` as seen by ``recbole.trainer.trainer``, except that ``save`` ignores
-    ``pickle_protocol`` (torch's default protocol 2 is used)."""
+class _TorchForRecBoleTrainer(types.ModuleType):
+    """``torch`` as seen by ``recbole.trainer.trainer``, except for ``save``."""
 
     def __getattr__(self, name: str):
         return getattr(torch, name)
 
     @staticmethod
     def save(obj, f, *args, pickle_protocol=None, **kwargs):
-        torch.save(obj, f, *args, **kwargs)
+        """Three fixes to RecBole's ``Trainer._save_checkpoint``:
+
+        - it pickles its ``Config``: a checkpoint loaded by torch's weights-only unpickler then
+          needs the Config class on the allow-list, and a pickle may call an allow-listed class
+          with any arguments (RecBole's Config eval()s its strings: a crafted file ran code).
+          The Config is saved as literals instead (:func:`recbole_session.checkpoint.literal_state`),
+          so loading needs no allow-list at all;
+        - it saves with ``pickle_protocol=4``, whose FRAME opcode the weights-only unpickler
+          rejects ("Unsupported operand 149"): torch's default protocol is used;
+        - it writes the file in place, so Ctrl+C during a save left half a checkpoint: the file is
+          written to a temporary name and renamed."""
+        state = checkpoint.literal_state(obj)
+        if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__"):
+            with atomic_path(f) as tmp:
+                torch.save(state, tmp, *args, **kwargs)
+        else:
+            torch.save(state, f, *args, **kwargs)
+
+    @staticmethod
+    def load(f, map_location=None, **kwargs):
+        """``Trainer.resume_checkpoint`` and ``Trainer.evaluate(load_best_model=True)`` read
+        checkpoints with torch's default ``torch.load``; read them with
+        :func:`recbole_session.checkpoint.load` instead, whose refusal of a file that is not plain
+        data (an older checkpoint, a crafted one) is one line naming the file."""
+        return checkpoint.load(f, map_location=map_location)
 
 
-def save_checkpoints_loadable() -> None:
-    """RecBole's ``Trainer._save_checkpoint`` saves with ``pickle_protocol=4``, whose FRAME
-    opcode torch's weights-only unpickler rejects ("Unsupported operand 149"), so no allow-list
-    could load those files. Make the trainer module save with torch's default protocol."""
-    import recbole.trainer.trainer as trainer_module
-
-    if not isinstance(trainer_module.torch, _TorchSavingProtocol2):
-        trainer_module.torch = _TorchSavingProtocol2("torch")
-
-
-def apply() -> None:
-    """Apply every shim once."""
-    global _APPLIED
-    if _APPLIED:
-        return
-    restore_numpy_aliases()
-    switch_off_anomaly_detection()
-    save_checkpoints_loadable()
-    allow_recbole_checkpoints()
-    _APPLIED = True
+def save_checkpoints_as_data(trainer_module: types.ModuleType) -> None:
+    """Make ``recbole.trainer.trainer`` save checkpoints through :class:`_TorchForRecBoleTrainer`."""
+    if not isinstance(trainer_module.torch, _TorchForRecBoleTrainer):
+        trainer_module.torch = _TorchForRecBoleTrainer("torch")

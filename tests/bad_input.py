@@ -102,9 +102,42 @@ def check(case: BadInput, folder: Path, env: dict[str, str] | None = None) -> Ou
     return outcome
 
 
+def collect_cases() -> list[BadInput]:
+    """The cases of every test module: its module-level lists whose names end in ``CASES``
+    (``CASES``, ``LOCAL_CASES``, ...), each case once, in file order."""
+    tests = Path(__file__).resolve().parent
+    if str(tests) not in sys.path:  # test modules import their helpers (bad_input, ...) by name
+        sys.path.insert(0, str(tests))
+    cases: list[BadInput] = []
+    seen: set[int] = set()
+    for path in sorted(tests.glob("test_*.py")):
+        if "BadInput" not in path.read_text(encoding="utf-8"):
+            continue
+        module = importlib.import_module(path.stem)
+        for name, value in vars(module).items():
+            if not name.endswith("CASES") or not isinstance(value, (list, tuple)):
+                continue
+            for case in value:
+                # by name: a module may import this file as bad_input or as tests.bad_input
+                if type(case).__name__ == "BadInput" and id(case) not in seen:
+                    seen.add(id(case))
+                    cases.append(case)
+    return cases
+
+
+def troubleshooting_table() -> str:
+    """The README's troubleshooting table over every case of the suite
+    (``python tests/bad_input.py`` prints it)."""
+    return markdown_table(collect_cases())
+
+
 def markdown_table(cases: list[BadInput]) -> str:
     """The README's troubleshooting table: one row per case, grouped by area."""
     rows = ["| where | what you gave | what it says (one line, exit code 2) |", "|---|---|---|"]
     for case in sorted(cases, key=lambda c: c.area):
         rows.append(f"| {case.area} | {case.input} | `{case.message}` |".replace("\n", " "))
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(troubleshooting_table())

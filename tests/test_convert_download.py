@@ -4,11 +4,14 @@ extraction, and a recipe converted end to end from its download."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gzip
 import hashlib
 import io
 import threading
 import zipfile
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 
 from recbole_session.convert import RECIPES, ConvertError, Download, convert, recipe_names
 from recbole_session.convert.__main__ import main
-from recbole_session.convert.download import fetch
+from recbole_session.convert.download import extract, fetch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
 
@@ -48,8 +51,11 @@ class Handler(BaseHTTPRequestHandler):
         start = 0
         if requested and not self.path.startswith("/norange/"):
             start = int(requested.split("=")[1].split("-")[0])
-            if start >= len(body):
-                self.send_error(416)
+            if start >= len(body):  # RFC 9110: the full size in Content-Range
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -69,18 +75,27 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server():
+@contextlib.contextmanager
+def serve(files: dict[str, bytes]) -> Iterator[str]:
+    """Serve ``files`` on 127.0.0.1 (see :class:`Handler`); yields the base address."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.files = {"ml-1m.zip": ML_1M_ZIP, "big.bin": BIG,
-                   "evil.zip": zipped({"ratings.dat": b"1::2::3::4\n", "../../evil.dat": b"x"})}
+    httpd.files = files
     httpd.log, httpd.broken = [], set()
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    with serve({"ml-1m.zip": ML_1M_ZIP, "big.bin": BIG,
+                "evil.zip": zipped({"ratings.dat": b"1::2::3::4\n", "../../evil.dat": b"x"})}) as httpd:
+        yield httpd
 
 
 def sha256(data: bytes) -> str:
@@ -125,7 +140,7 @@ def local_ml_1m(server, monkeypatch):
 
     def point(url: str, checksum: str | None):
         monkeypatch.setitem(RECIPES, "ml-1m", dataclasses.replace(
-            spec, download=Download(url, checksum=checksum, member="ml-1m/ratings.dat")))
+            spec, download=Download(url, checksum=checksum)))
     return point
 
 
@@ -155,3 +170,63 @@ def test_download_errors_name_the_convert_command(server, local_ml_1m, tmp_path,
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "evil.zip, field '../../evil.dat': archive member escapes" in err
     assert not list(tmp_path.rglob("evil.dat")) and not (tmp_path / "y" / "ml-1m").exists()
+
+
+def test_a_part_file_larger_than_the_remote_file_restarts(server, tmp_path):
+    (tmp_path / "big.bin.part").write_bytes(BIG + b"junk at the end")
+    assert fetch(f"{server.url}/big.bin", tmp_path / "big.bin", progress=False).read_bytes() == BIG
+    assert server.log == [("/big.bin", f"bytes={len(BIG) + 15}-"), ("/big.bin", None)]
+    # a complete .part (the server answers 416 with the same size) is used as it is
+    (tmp_path / "again.bin.part").write_bytes(BIG)
+    assert fetch(f"{server.url}/big.bin", tmp_path / "again.bin", sha256(BIG), progress=False).read_bytes() == BIG
+
+
+def test_without_a_published_checksum_the_first_download_is_recorded_and_checked(server, tmp_path):
+    target = tmp_path / "big.bin"
+    fetch(f"{server.url}/big.bin", target, progress=False)
+    record = tmp_path / "big.bin.sha256"
+    assert record.read_text() == f"{hashlib.sha256(BIG).hexdigest()}  big.bin\n"  # sha256sum's format
+    assert fetch(f"{server.url}/big.bin", target, progress=False) == target  # reused: verified, no request
+    assert len(server.log) == 1
+    target.write_bytes(BIG[:-1] + b"?")  # changed on disk afterwards
+    with pytest.raises(ConvertError, match="big.bin: does not match the sha256 recorded at its first download"):
+        fetch(f"{server.url}/big.bin", target, progress=False)
+    # a resume after the file was deleted is verified against the record too
+    target.unlink()
+    (tmp_path / "big.bin.part").write_bytes(b"x" * 1000)  # not the file's first bytes
+    with pytest.raises(ConvertError, match="does not match the sha256 recorded at its first download"):
+        fetch(f"{server.url}/big.bin", target, progress=False)
+    assert not (tmp_path / "big.bin.part").exists() and not target.exists()
+    assert fetch(f"{server.url}/big.bin", target, progress=False).read_bytes() == BIG
+
+
+def test_a_recipe_without_checksum_records_and_verifies_its_download(server, tmp_path, monkeypatch):
+    gz = gzip.compress((FIXTURES / "steam_reviews.json").read_bytes())
+    server.files["steam_reviews.json.gz"] = gz
+    recipe_names()
+    monkeypatch.setitem(RECIPES, "steam", dataclasses.replace(
+        RECIPES["steam"], download=Download(f"{server.url}/steam_reviews.json.gz")))
+    convert("steam", out=tmp_path, min_item_inter=1, min_user_inter=1, verbose=False)
+    raw = tmp_path / ".raw" / "steam" / "steam_reviews.json.gz"
+    assert (raw.parent / "steam_reviews.json.gz.sha256").read_text().split()[0] == hashlib.sha256(gz).hexdigest()
+    raw.write_bytes(gzip.compress(b"{'username': 'x', 'product_id': '1', 'date': '2017-01-01'}\n"))
+    with pytest.raises(ConvertError, match="changed since it was downloaded"):
+        convert("steam", out=tmp_path, force=True, min_item_inter=1, min_user_inter=1, verbose=False)
+
+
+def test_an_archive_that_unpacks_too_far_is_refused_unless_allowed(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ml-1m/ratings.dat", b"0" * (4 << 20))
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(ConvertError, match=r"bomb.zip: would unpack to 4,194,304 bytes, \d+ times its size"):
+        extract(archive, tmp_path / "a")
+    assert not any((tmp_path / "a").iterdir())
+    extract(archive, tmp_path / "b", max_ratio=10_000)
+    assert (tmp_path / "b" / "ml-1m" / "ratings.dat").stat().st_size == 4 << 20
+    gz = tmp_path / "zeros.bin.gz"
+    gz.write_bytes(gzip.compress(b"0" * (4 << 20)))
+    with pytest.raises(ConvertError, match="zeros.bin.gz: would unpack to"):
+        extract(gz, tmp_path / "c")
+    assert not any((tmp_path / "c").iterdir())

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +16,12 @@ from recbole.data import data_preparation
 
 from recbole_session.convert import ConvertError, convert, recipe_names
 from recbole_session.convert.__main__ import main
+from recbole_session.convert.registry import load_recipes, recipe_modules
 from recbole_session.quick_start import UsageError, ensure_atomic_files, make_config
 from recbole_session.utils import create_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
+REPO = Path(__file__).resolve().parents[1]
 LOOSE = dict(min_item_inter=1, min_user_inter=1, verbose=False)  # tiny files: no support filters
 SA_HEADER = "user_id:token\titem_id:token\ttimestamp:float\tsession_id:token\tdwell:float"
 SB_HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token"
@@ -210,3 +215,42 @@ def test_quick_start_names_the_convert_command_when_raw_is_missing(tmp_path, wor
     message = str(err.value)
     assert "python -m recbole_session.convert diginetica --raw PATH" in message and "\n" not in message
     assert not (tmp_path / "diginetica").exists()
+
+
+def test_every_recipe_module_registers_a_recipe():
+    """The discovery rule (recbole_session/convert/registry.py): one module per dataset family
+    under recipes/, registered when imported; a module that registers nothing is a mistake."""
+    registered = {spec.module for spec in load_recipes().values()}
+    modules = recipe_modules()
+    assert len(modules) >= 7
+    assert [m for m in modules if m not in registered] == []
+
+
+def test_the_converter_imports_without_torch_or_recbole(tmp_path):
+    """Every converter module, the recipes and the command line load no torch, no RecBole and
+    none of the package's training modules, through the real package root; finding ml-100k's
+    bundled copy does not import recbole."""
+    code = """
+import sys
+import pkgutil, importlib
+import recbole_session.convert as convert
+for info in pkgutil.walk_packages(convert.__path__, "recbole_session.convert."):
+    importlib.import_module(info.name)
+convert.recipe_names()
+convert.RECIPES["ml-100k"].bundled()
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "recbole", "ray")
+               or m in ("recbole_session.config", "recbole_session.utils", "recbole_session.quick_start",
+                        "recbole_session.compat"))
+print(heavy)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_no_raw_after_a_conversion_says_where_the_data_came_from(tmp_path, capsys):
+    convert("ml-1m", raw=FIXTURES / "ratings.dat", out=tmp_path, **LOOSE)
+    assert main(["ml-1m", "--out", str(tmp_path), "--min-item-inter", "1", "--min-user-inter", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "is up to date (converted from" in out and "ratings.dat" in out and "give --raw to convert again" in out

@@ -4,9 +4,10 @@ compatibility shims, checkpoints through RecBole's load_data_and_model, and CLI 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ import torch
 from recbole.utils import ModelType
 
 import recbole_session
+from recbole_session.build import build
 from recbole_session.config import Config
-from recbole_session.paths import properties_dir
 from recbole_session.quick_start import UsageError, main, make_config, run_recbole_session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,6 +123,7 @@ def test_usage_error_for_unknown_model_from_api():
 
 
 def test_command_line_script_prints_valid_and_test_results(atomic_root, workdir):
+    """... and prints none of the warnings known to be harmless."""
     cmd = [sys.executable, str(REPO / "run_recbole_session.py"), "--model=GRU4Rec", "--dataset=ml-100k",
            "--epochs=1", "--embedding_size=16", "--hidden_size=16", "--show_progress=False",
            f"--data_path={atomic_root}", f"--checkpoint_dir={workdir / 'saved'}"]
@@ -129,6 +131,9 @@ def test_command_line_script_prints_valid_and_test_results(atomic_root, workdir)
     assert out.returncode == 0, out.stderr[-2000:]
     log = out.stdout + out.stderr
     assert "best valid" in log and "test result" in log and "ndcg@10" in log
+    # pandas' inplace FutureWarnings (RecBole's _fill_nan), torch's GradScaler FutureWarning and
+    # ray's pkg_resources UserWarning are silenced in compat
+    assert "Warning" not in log, log[-3000:]
 
 
 def test_missing_ml_100k_is_built_offline(tmp_path):
@@ -140,12 +145,28 @@ def test_missing_ml_100k_is_built_offline(tmp_path):
     assert header == ["user_id:token", "item_id:token", "timestamp:float", "session_id:token", "dwell:float"]
 
 
-def test_wheel_ships_the_property_files(tmp_path):
-    """`pip install .` (no -e) must carry properties/ inside the package."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
-    wheel = next(tmp_path.glob("recbole_session-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"recbole_session/properties/{p.relative_to(properties_dir()).as_posix()}"
-                for p in properties_dir().rglob("*.yaml")}
-    assert expected and expected <= names
+def test_renamed_dataset_loads_its_own_yaml_and_counts_as_the_converter(atomic_root, workdir, caplog):
+    """A dataset converted under another name holds <name>.yaml next to its atomic files: the
+    Config loads it by itself (overrides still win), the log says so, the counts printed are the
+    converter's (RecBole's own count includes its padding id), and a batch that gives fewer than
+    10 optimizer steps per epoch is named with the key to change."""
+    folder = workdir / "data" / "mine"
+    folder.mkdir(parents=True)
+    shutil.copy(atomic_root / "ml-100k" / "ml-100k.inter", folder / "mine.inter")
+    (folder / "mine.yaml").write_text("MAX_ITEM_LIST_LENGTH: 7\nsession_gap: 3600\n")
+    small = {"data_path": str(workdir / "data"), **SMALL["GRU4Rec"], "train_batch_size": 4096, "state": "INFO"}
+    assert make_config("GRU4Rec", "mine", config_dict={**small, "MAX_ITEM_LIST_LENGTH": 9})["MAX_ITEM_LIST_LENGTH"] == 9
+    config = make_config("GRU4Rec", "mine", config_dict=small)
+    assert config["MAX_ITEM_LIST_LENGTH"] == 7 and config["session_gap"] == 3600
+    assert config.dataset_config_file == str(folder / "mine.yaml") and "session_gap" in config.parameters["Dataset"]
+    with caplog.at_level(logging.INFO):
+        built = build(config)
+    log = caplog.text
+    assert "dataset settings read from" in log and str(folder / "mine.yaml") in log
+    stats = json.loads((atomic_root / "ml-100k" / "ml-100k.stats.json").read_text())
+    assert f"mine: {stats['users']:,} users, {stats['items']:,} items" in log
+    assert built.dataset.user_num == stats["users"] + 1  # RecBole's padding id
+    steps = len(built.train_data)
+    assert steps < 10 and f"train_batch_size=4096 gives {steps} optimizer step(s) per epoch" in log
+    assert "--train_batch_size=" in log
+

@@ -1,5 +1,5 @@
-"""Model-specific dataset classes, found by :func:`recbole_session.utils.get_dataset_class`
-as ``<Model>Dataset``; every model without one uses RecBole's ``SequentialDataset``."""
+"""Model-specific dataset classes, found as ``<Model>Dataset`` by the rule of
+:mod:`recbole_session.lookup`; every model without one uses RecBole's ``SequentialDataset``."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from recbole_session.evaluation.candidates import (
     history_from_dataset,
     parse_protocols,
 )
+from recbole_session.lookup import create_dataset
 
 DEFAULT_NEGATIVES_SEED = 12345
 SCORING_MODES = ("auto", "full_sort", "predict")
@@ -67,8 +68,6 @@ def whole_dataset_for(eval_data: Any, config: Any) -> Any:
     way ``data_preparation`` builds it (cached per eval split)."""
     split = eval_data._dataset
     if split not in _REBUILT:
-        from recbole_session.utils import create_dataset
-
         dataset = create_dataset(config)
         dataset.build()  # the same row layout as the dataset the loaders came from
         _REBUILT[split] = dataset

@@ -1,5 +1,5 @@
-"""Model-specific trainers, found by :func:`recbole_session.utils.get_trainer` as
-``<Model>Trainer``; every model without one uses RecBole's own trainer."""
+"""Model-specific trainers, found as ``<Model>Trainer`` by the rule of
+:mod:`recbole_session.lookup`; every model without one uses RecBole's own trainer."""
 
 from recbole_session.trainer.protocol_trainer import (
     ProtocolValidation,

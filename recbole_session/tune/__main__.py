@@ -6,27 +6,19 @@ trial (``--epochs=10 --train_batch_size=512``).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from recbole_session.quick_start import UsageError, parse_overrides
-from recbole_session.tune.search import (
-    ASHA_GRACE_PERIOD,
-    ASHA_REDUCTION_FACTOR,
-    SCHEDULERS,
-    tune_model,
-)
+from recbole_session.cli import EXIT_INTERRUPTED, ArgumentParser, UsageError, fail, parse_overrides
+from recbole_session.tune.search import tune_model
+from recbole_session.tune.settings import ASHA_GRACE_PERIOD, ASHA_REDUCTION_FACTOR, SCHEDULERS
 from recbole_session.tune.trainable import SCORE
 
 PROG = "python -m recbole_session.tune"
-# exit status of a search stopped before every trial ran (as a shell reports Ctrl+C)
-EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog=PROG,
-        allow_abbrev=False,  # an abbreviation must never swallow a RecBole --key=value
         description="Ray Tune search of a recbole-session or RecBole model. Any other "
         "--key=value is a RecBole config key fixed for every trial (e.g. --epochs=10).",
     )
@@ -77,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             config_dict=overrides, keep_checkpoints=args.keep_checkpoints, verbose=args.verbose,
         )
     except UsageError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        return fail(PROG, err)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.status_counts.items()))
     print(f"{len(result.rows)} trials ({counts}); outputs in {result.output}")
     if result.best is not None:

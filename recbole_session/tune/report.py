@@ -8,7 +8,7 @@
 - ``summary.md``: the settings, the winner, the best trials, failures and the plots;
 - ``plot_<key>.png``: the metric against each searched hyper-parameter.
 
-Every file is written to a temporary name and then renamed.
+Every file is written to a temporary name and then renamed (:mod:`recbole_session.files`).
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from recbole_session.tune.space import SearchSpace, load_yaml
+from recbole_session.files import atomic_path, write_atomic
+from recbole_session.literals import load_yaml
+from recbole_session.tune.settings import EXPERIMENT, SearchResult, SearchSettings
+from recbole_session.tune.space import SearchSpace
 from recbole_session.tune.trainable import FINISHED, SCORE
-
-if TYPE_CHECKING:
-    from recbole_session.tune.search import SearchResult, SearchSettings
 
 RESULTS = "results.csv"
 BEST = "best.yaml"
@@ -53,12 +52,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _error_line(trial) -> str:
@@ -149,7 +142,7 @@ def write_best_yaml(path: Path, settings: SearchSettings, row: dict[str, Any], s
         f" --config_files {path.name}\n"
     )
     body = yaml.safe_dump(best_config(settings, row, space), sort_keys=False)
-    _write_text(path, header + body)
+    write_atomic(path, header + body)
 
 
 def _is_number(value: Any) -> bool:
@@ -214,10 +207,9 @@ def plot_param(path: Path, name: str, param, rows: list[dict[str, Any]], metric:
     ax.set_title(f"{metric} against {name}")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -289,13 +281,11 @@ def write_summary(path: Path, settings: SearchSettings, space: SearchSpace, rows
     if plots:
         lines += ["## Metric against each hyper-parameter", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
-    _write_text(path, "\n".join(lines))
+    write_atomic(path, "\n".join(lines))
 
 
 def write_outputs(output: Path, settings: SearchSettings, space: SearchSpace, config) -> SearchResult:
     """Read the experiment in ``output`` and write every output file."""
-    from recbole_session.tune.search import EXPERIMENT, SearchResult
-
     mode = "max" if config["valid_metric_bigger"] else "min"
     metric = str(config["valid_metric"])
     rows = collect_rows(output / "ray" / EXPERIMENT, space, mode)
@@ -304,9 +294,8 @@ def write_outputs(output: Path, settings: SearchSettings, space: SearchSpace, co
     for column in ("epochs", "n_params", "threads"):  # whole numbers, blank where a trial has none
         if column in frame:
             frame[column] = frame[column].astype("Int64")
-    tmp = output / (RESULTS + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, output / RESULTS)
+    with atomic_path(output / RESULTS) as tmp:
+        frame.to_csv(tmp, index=False)
     files.append(output / RESULTS)
 
     best = rows[0] if rows and rows[0]["status"] == FINISHED_STATUS and rows[0][SCORE] is not None else None

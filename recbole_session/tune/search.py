@@ -18,18 +18,27 @@ import os
 import pickle
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import recbole_session
-from recbole_session.quick_start import (
-    UsageError,
-    check_override_types,
-    ensure_atomic_files,
-    make_config,
-)
+from recbole_session.build import create_dataset, make_config
+from recbole_session.checks import search_keys
+from recbole_session.cli import UsageError, suggestion
+from recbole_session.datafiles import ensure_atomic_files
+from recbole_session.files import write_atomic
+from recbole_session.paths import PACKAGE_DIR
 from recbole_session.tune.report import quiet_analysis, write_outputs
+from recbole_session.tune.settings import (
+    ASHA_GRACE_PERIOD,
+    ASHA_REDUCTION_FACTOR,
+    EXPERIMENT,
+    SCHEDULERS,
+    SETTINGS_FILE,
+    SPACE_COPY,
+    SearchResult,
+    SearchSettings,
+)
 from recbole_session.tune.space import (
     SearchSpace,
     SearchSpaceError,
@@ -39,13 +48,6 @@ from recbole_session.tune.space import (
 )
 from recbole_session.tune.trainable import SCORE, TrialSetup, run_trial
 
-SCHEDULERS = ("asha", "fifo")
-# ASHA: evaluations a trial always gets, and the fraction (1/factor) kept at each rung (Ray's defaults)
-ASHA_GRACE_PERIOD = 1
-ASHA_REDUCTION_FACTOR = 4
-EXPERIMENT = "search"
-SETTINGS_FILE = "search.json"
-SPACE_COPY = "space.yaml"
 # Ray's socket files live under its temp folder: AF_UNIX paths are limited to 107 bytes, and
 # Ray appends about 64 characters (session_<date>_<time>_<pid>/sockets/plasma_store).
 RAY_SOCKET_SUFFIX = 64
@@ -56,48 +58,10 @@ DATA_KEYS = frozenset({"eval_args", "seed", "repeatable", "benchmark_filename"})
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class SearchSettings:
-    """Everything that defines a search; saved as ``search.json`` for ``--resume``."""
-
-    model: str
-    dataset: str
-    space_file: str
-    config_files: list[str]
-    overrides: dict[str, Any]
-    num_samples: int = 1
-    scheduler: str = "asha"
-    cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
-    max_concurrent: int | None = None
-    grace_period: int = ASHA_GRACE_PERIOD
-    reduction_factor: int = ASHA_REDUCTION_FACTOR
-    keep_checkpoints: bool = False
-
-
-@dataclass
-class SearchResult:
-    """What :func:`tune_model` returns: one row per trial (best first), the best trial's
-    configuration, the output folder and whether the search was interrupted."""
-
-    output: Path
-    rows: list[dict[str, Any]]
-    best: dict[str, Any] | None
-    interrupted: bool
-    files: list[Path]
-
-    @property
-    def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.rows:
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-        return counts
-
-
 def package_root() -> str:
     """The folder that holds the ``recbole_session`` this process imported (a source checkout
     or site-packages), so that local Ray workers import the same copy."""
-    return str(Path(recbole_session.__file__).resolve().parent.parent)
+    return str(PACKAGE_DIR.parent)
 
 
 def ray_temp_dir(output: Path) -> tuple[str, bool]:
@@ -175,7 +139,11 @@ def _check_settings(settings: SearchSettings, space: SearchSpace):
     if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
         raise UsageError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     config = make_config(settings.model, settings.dataset, settings.config_files or None, settings.overrides)
-    check_override_types(config, settings.overrides)
+    known = search_keys(config)
+    for name, param in space.params.items():
+        if name not in known:
+            raise UsageError(f"{space.file}, line {param.line}, key '{name}': not a config key of {settings.model} "
+                             f"(its yaml) nor of RecBole{suggestion(name, known)}")
     if int(config["eval_step"]) < 1:
         raise UsageError("a search needs a validation score: set eval_step >= 1")
     clash = sorted(set(space.params) & set(settings.overrides))
@@ -191,8 +159,6 @@ def _shared_dataset(config, space: SearchSpace) -> bytes | None:
     if varied:
         logger.warning("searching %s, which change the dataset: every trial builds its own", ", ".join(varied))
         return None
-    from recbole_session.utils import create_dataset
-
     return pickle.dumps(create_dataset(config))
 
 
@@ -245,9 +211,7 @@ def _prepare_settings(settings: SearchSettings) -> SearchSettings:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def load_settings(output: str | Path) -> SearchSettings:
@@ -337,9 +301,7 @@ def tune_model(
     ensure_atomic_files(config)
     if not resume:
         output.mkdir(parents=True, exist_ok=True)
-        tmp = output / (SPACE_COPY + ".tmp")
-        tmp.write_text(Path(settings.space_file).read_text(encoding="utf-8"), encoding="utf-8")
-        os.replace(tmp, output / SPACE_COPY)
+        write_atomic(output / SPACE_COPY, Path(settings.space_file).read_text(encoding="utf-8"))
         _write_json(output / SETTINGS_FILE, asdict(settings))
 
     temp_dir, short = ray_temp_dir(output) if start_local else (None, False)

@@ -15,12 +15,14 @@ naming the file, line and key.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from recbole_session.literals import ConfigLoader, load_yaml
+from recbole_session.paths import properties_dir
 
 KINDS = ("grid", "choice", "uniform", "loguniform")
 
@@ -33,29 +35,6 @@ RESERVED_KEYS = frozenset(
 
 class SearchSpaceError(ValueError):
     """A search-space file that cannot be used; the message names file, line and key."""
-
-
-class _SpaceLoader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as RecBole's Config does."""
-
-
-_SpaceLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def load_yaml(text: str) -> Any:
-    """Parse yaml the way RecBole's Config parses its files (``1e-4`` is a float)."""
-    return yaml.load(text, Loader=_SpaceLoader)
 
 
 @dataclass(frozen=True)
@@ -134,7 +113,7 @@ def _check_args(where: str, kind: str, args: Any) -> tuple:
 def parse_space(text: str, file: str = "<string>") -> SearchSpace:
     """Parse the yaml text of a search space; ``file`` names it in error messages."""
     try:
-        root = yaml.compose(text, Loader=_SpaceLoader)
+        root = yaml.compose(text, Loader=ConfigLoader)
         data = load_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -177,6 +156,4 @@ def load_space(path: str | Path) -> SearchSpace:
 
 def default_space_file(model: str) -> Path:
     """``properties/tune/<Model>.yaml`` of this package."""
-    from recbole_session.paths import properties_dir
-
     return properties_dir() / "tune" / f"{model}.yaml"

@@ -1,15 +1,16 @@
 """The Ray Tune trainable: one trial = one RecBole training run with the trial's
 hyper-parameters.
 
-RecBole's own ``recbole.quick_start.objective_function`` does not work on Ray 2.6 (SPEC.md
-section 6), so the trial builds Config, dataloaders, model and RecBole Trainer itself, through
-this package's lookups (so RecBole's models and ours are tuned alike), and reports the valid
-score after every evaluation from ``Trainer.fit(callback_fn=...)``, which lets ASHA stop bad
-trials early. The last report of a trial that trains to the end also holds the best valid
-result, the test result of the best model and the parameter count.
+RecBole's own ``recbole.quick_start.objective_function`` does not work on Ray 2.6 (it returns
+a dict after ``tune.report``, which Ray 2.6 rejects), so the trial builds Config, dataloaders,
+model and RecBole Trainer itself, through :func:`recbole_session.build.build` (so RecBole's
+models and ours are tuned alike, and built exactly as the command line builds them), and
+reports the valid score after every evaluation from ``Trainer.fit(callback_fn=...)``, which
+lets ASHA stop bad trials early. The last report of a trial that trains to the end also holds
+the best valid result, the test result of the best model and the parameter count.
 
-Importing this module imports :mod:`recbole_session`, so Ray worker processes that unpickle
-the trainable get the compatibility shims and the model registration first.
+A Ray worker that unpickles the trainable imports this module, and so ``recbole_session``
+(whose import hooks apply the compatibility shims and the registration) before RecBole.
 """
 
 from __future__ import annotations
@@ -24,12 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_seed
 
-import recbole_session  # noqa: F401  (shims and model registration in every Ray worker)
-from recbole_session.quick_start import count_parameters, make_config
-from recbole_session.utils import create_dataset, get_model, get_trainer
+from recbole_session.build import build, count_parameters, make_config
 
 # the metric every report carries, whatever RecBole's valid_metric is
 SCORE = "valid_score"
@@ -110,16 +107,13 @@ def run_trial(params: dict[str, Any], setup: TrialSetup, dataset_blob: bytes | N
         "gpu_id": trial_gpu_ids(),
         "show_progress": False,
     }
-    config = make_config(setup.model, setup.dataset, list(setup.config_files) or None, overrides)
+    config = make_config(setup.model, setup.dataset, list(setup.config_files) or None, overrides, check=False)
     _log_to_trial_folder(trial_dir, config["state"])
     logging.getLogger().info(config)
 
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = pickle.loads(dataset_blob) if dataset_blob is not None else create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    built = build(config, pickle.loads(dataset_blob) if dataset_blob is not None else None)
+    model, trainer = built.model, built.trainer
+    train_data, valid_data, test_data = built.train_data, built.valid_data, built.test_data
     eval_step = int(config["eval_step"])
     started = time.time()
     reported_final = False

@@ -1,1 +1,3 @@
-"""One module per dataset recipe; each registers itself with ``@recipe(name)``."""
+"""One module per dataset family; each registers its recipe(s) with
+:func:`recbole_session.convert.registry.recipe` when imported (the rule is written out in
+:mod:`recbole_session.convert.registry`)."""

@@ -1,5 +1,5 @@
 """DIGINETICA (CIKM Cup 2016) ``train-item-views.csv`` (``;``-separated
-``sessionId;userId;itemId;timeframe;eventdate``) with SR-GNN's preparation (SPEC.md section 4):
+``sessionId;userId;itemId;timeframe;eventdate``) with SR-GNN's preparation (see ``docs/converter.md``):
 items in a session sorted by ``timeframe``, sessions dated by ``eventdate``, the last 7 days
 are the test set. No direct public download address exists (the files are behind the
 competition's sign-up), so ``--raw`` is needed."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recbole_session.convert import SESSION_BASED, recipe
 from recbole_session.convert.readers import Column, read_table
+from recbole_session.convert.registry import SESSION_BASED, recipe
 from recbole_session.convert.session_based import Clicks, sr_gnn_dataset
 
 
@@ -23,6 +23,5 @@ def load_diginetica(source: Path, params: dict):
          Column(("timeframe",), "int", "timeframe"), Column(("eventdate",), "date", "date")],
         sep=";",
     )
-    clicks = Clicks(frame["session"].to_numpy(), frame["item"].to_numpy(), frame["date"].to_numpy(),
-                    order=frame["timeframe"].to_numpy())
+    clicks = Clicks(frame["session"], frame["item"], frame["date"], order=frame["timeframe"])
     return sr_gnn_dataset(clicks, params)

@@ -1,25 +1,29 @@
-"""MovieLens-100K from the recbole wheel (offline): the session-aware preparation of SPEC.md
-section 2 applied to ``recbole/dataset_example/ml-100k/ml-100k.inter``."""
+"""MovieLens-100K from the recbole wheel (offline): the session-aware preparation (see
+``docs/converter.md``) applied to ``recbole/dataset_example/ml-100k/ml-100k.inter``."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
-import pandas as pd
-
-from recbole_session.convert import recipe
-from recbole_session.convert.readers import Column, read_table
+from recbole_session.convert.errors import ConvertError
+from recbole_session.convert.readers import Column, Events, read_events
+from recbole_session.convert.registry import EVENT_OPTIONS, recipe
 
 
 def bundled() -> Path:
-    import recbole
+    """The copy in the installed recbole package, found without importing recbole (and torch)."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConvertError("recipe 'ml-100k' reads the copy bundled with recbole, which is not installed "
+                           "(pip install recbole, or give the file with --raw)")
+    return Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / "ml-100k" / "ml-100k.inter"
 
-    return Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k" / "ml-100k.inter"
 
-
-@recipe("ml-100k", files=("ml-100k.inter",), bundled=bundled)
-def load_ml_100k(source: Path, params: dict) -> pd.DataFrame:
+@recipe("ml-100k", files=("ml-100k.inter",), bundled=bundled, options=EVENT_OPTIONS)
+def load_ml_100k(source: Path, params: dict) -> Events:
     """MovieLens-100K, RecBole atomic file (bundled with recbole)."""
-    return read_table(source, [Column(("user_id:token",), "int", "user"),
-                               Column(("item_id:token",), "int", "item"),
-                               Column(("timestamp:float",), "time", "time")], sep="\t")
+    events, _read = read_events(source, params, Column(("user_id:token",), "int", "user"),
+                                Column(("item_id:token",), "int", "item"),
+                                Column(("timestamp:float",), "time", "time"), sep="\t")
+    return events

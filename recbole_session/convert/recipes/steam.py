@@ -10,20 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from recbole_session.convert import Download, recipe
-from recbole_session.convert.readers import parse_dates, read_python_literals
+from recbole_session.convert.readers import Events, parse_dates, read_python_literals
+from recbole_session.convert.registry import Download, recipe
 
-# no checksum is published for this file
+# no checksum is published for this file: the first download records its own
 STEAM = Download("https://datarepo.eng.ucsd.edu/mcauley_group/data/steam/steam_reviews.json.gz")
 
 
 @recipe("steam", files=("steam_reviews.json",), download=STEAM)
-def load_steam(source: Path, params: dict) -> pd.DataFrame:
+def load_steam(source: Path, params: dict) -> Events:
     """Steam v2 ``steam_reviews.json[.gz]`` (username, product_id, date)."""
     raw = read_python_literals(source, {"username": "user", "product_id": "item", "date": "date"})
     time = parse_dates(source, raw["date"], "date", lines=raw["line"].to_numpy())
     names = np.unique(raw["user"].to_numpy().astype(str))
     user = np.searchsorted(names, raw["user"].to_numpy().astype(str)) + 1
-    return pd.DataFrame({"user": user, "item": raw["item"].to_numpy(), "time": time})
+    return Events(user, raw["item"].to_numpy(), time)

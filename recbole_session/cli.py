@@ -1,0 +1,89 @@
+"""What every command line of the package shares: the one-line error (:class:`UsageError`, exit
+code 2), RecBole-style ``--key=value`` overrides parsed as literals, "did you mean" suggestions,
+and hiding ``sys.argv`` from RecBole's Config. Imports nothing heavy (no torch, no RecBole)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from recbole_session.literals import parse_literal
+
+# exit status of a command stopped by Ctrl+C (as a shell reports SIGINT)
+EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """A bad name, file or value given by the user: reported as one line, exit code 2 (a
+    ValueError, as RecBole raises for a bad config value)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word``: the same name in another case first, else the closest
+    spelling (``None`` when nothing is close)."""
+    choices = sorted(set(choices))
+    same = [c for c in choices if c.lower() == word.lower()]
+    if same:
+        return same[0]
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def suggestion(word: str, choices: Iterable[str]) -> str:
+    """``": did you mean X?"`` or the empty string."""
+    best = did_you_mean(word, choices)
+    return f": did you mean {best}?" if best is not None else ""
+
+
+@contextlib.contextmanager
+def hidden_argv() -> Iterator[None]:
+    """RecBole's ``Config`` reads ``--key=value`` from ``sys.argv`` by itself. The API and the
+    command lines pass overrides explicitly, so hide the process arguments (a test runner's, or
+    a command's own flags) while a Config is built."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """RecBole-style ``--key=value`` overrides; values are typed as literals (never evaluated):
+    ``--epochs=5`` is an int, ``--eval_args="{'mode': 'full'}"`` a dict, ``--x=abc`` a string."""
+    overrides: dict[str, Any] = {}
+    for arg in args:
+        key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if sep and "-" in key and key.replace("-", "_").isidentifier():
+            underscored = key.replace("-", "_")
+            raise UsageError(f"bad override '{arg}': config keys are written with underscores, "
+                             f"the key is {underscored} (--{underscored}={value})")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"bad override '{arg}': write overrides as --key=value")
+        overrides[key] = parse_literal(value)
+    return overrides
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that it never takes ``--seed`` for an abbreviation of
+    ``--seeds`` (the options it does not know are RecBole config keys) and that its errors are
+    one line, like every other error of the package."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fail(prog: str, err: BaseException | str) -> int:
+    """Print the one-line error of a command and return its exit code (2)."""
+    text = " ".join(str(err).split())  # one line, whatever the message held
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return EXIT_USAGE

@@ -1,0 +1,381 @@
+"""Recommendations for a request (user, time): python -m recbole_session.recommend and Recommender.
+
+Every model is trained once (1 epoch, tiny sizes) on the session-aware ml-100k. The reference
+scores come from RecBole's own test and valid loaders (the batch RecBole builds for the test or
+valid row), fed to the model's own full_sort_predict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from recbole.data.dataset import Dataset
+
+from recbole_session.evaluate import load_checkpoint
+from recbole_session.quick_start import run_recbole_session
+from recbole_session.recommend import (
+    Recommender,
+    RecommendError,
+    RecommendWarning,
+    has_repeats,
+    main,
+)
+from tests.bad_input import BadInput, check
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_TRANSFORMER = {"n_layers": 1, "n_heads": 1, "hidden_size": 16, "inner_size": 32}
+SB4R_OFF = {"session_token": False, "max_session_segments": 0, "temporal_dim": 0}
+# SessionBERT4Rec trains in its per-user regime (one sequence per user per epoch): the fixture
+# stays quick on a loaded 2-core machine
+MODELS = {
+    "SessionBERT4Rec": {**TINY_TRANSFORMER, "train_regime": "per_user"},
+    "SRIEM": {"embedding_size": 16, "attention_size": 8},
+    "ASARS": {"embedding_size": 16, "hidden_size": 16, "user_embedding_size": 8, "dwell_embedding_size": 8},
+    "SASRec": TINY_TRANSFORMER,
+    "GRU4Rec": {"embedding_size": 16, "hidden_size": 16},
+}
+# the models the issue names (the package's three and SASRec); GRU4Rec checks the path through
+# RecBole's other sequential models
+MAIN_MODELS = ["SessionBERT4Rec", "SRIEM", "ASARS", "SASRec"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(atomic_root, tmp_path_factory) -> dict[str, str]:
+    """One checkpoint per model (and SessionBERT4Rec with its three switches off), 1 epoch."""
+    folder = tmp_path_factory.mktemp("recommend_runs")
+    base = {"data_path": str(atomic_root), "checkpoint_dir": str(folder / "saved"), "epochs": 1,
+            "train_batch_size": 1024, "eval_batch_size": 512, "show_progress": False, "state": "WARNING",
+            "MAX_ITEM_LIST_LENGTH": 20, "eval_protocols": [], "use_gpu": False}
+    runs = {**{m: (m, cfg) for m, cfg in MODELS.items()},
+            "SessionBERT4Rec-off": ("SessionBERT4Rec", {**MODELS["SessionBERT4Rec"], **SB4R_OFF})}
+    paths = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # RecBole writes log/ in the working directory
+        for name, (model, cfg) in runs.items():
+            result = run_recbole_session(model, "ml-100k", config_dict={**base, **cfg})
+            paths[name] = result["model_file"]
+    return paths
+
+
+_LOADED: dict[tuple[str, int], Recommender] = {}
+_LOADERS: dict[str, tuple] = {}
+
+
+def recommender(checkpoints, name: str, holdout: int = 0) -> Recommender:
+    if (name, holdout) not in _LOADED:
+        _LOADED[name, holdout] = Recommender.from_checkpoint(checkpoints[name], holdout=holdout)
+    return _LOADED[name, holdout]
+
+
+@pytest.fixture(scope="module")
+def inter(atomic_root) -> pd.DataFrame:
+    """The converted file, read independently of RecBole (tokens as strings)."""
+    frame = pd.read_csv(atomic_root / "ml-100k" / "ml-100k.inter", sep="\t", dtype=str)
+    frame.columns = [c.split(":")[0] for c in frame.columns]
+    frame["timestamp"] = frame["timestamp"].astype(float)
+    return frame
+
+
+def cli(argv: list[str], tmp_path: Path, name: str = "out.csv") -> pd.DataFrame:
+    """The command's CSV; scores as float32, the model's precision, which the CSV keeps exactly."""
+    out = tmp_path / name
+    assert main([*argv, "--out", str(out)]) == 0
+    return pd.read_csv(out, dtype={"user": str, "item": str, "score": np.float32})
+
+
+def reference(model, rec: Recommender, loader) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """(user tokens, full_sort_predict scores, absolute times) of RecBole's own loader rows."""
+    users, scores, times = [], [], []
+    model.eval()
+    for batch in loader:
+        row = batch[0]
+        with torch.no_grad():
+            scores.append(model.full_sort_predict(row).view(len(row), -1))
+        users.append(rec.user_tokens[row[rec.fields.user].numpy()])
+        times.append(rec.time_axis.origin + row[rec.fields.time].double().numpy())
+    return np.concatenate(users), torch.cat(scores), np.concatenate(times)
+
+
+# ------------------------------------------------------------------------------ the output
+@pytest.mark.parametrize("model", MAIN_MODELS)
+def test_output_ids_exist_in_the_dataset_files(model, checkpoints, inter, tmp_path):
+    users = sorted(set(inter["user_id"]))[-3:]
+    frame = cli([checkpoints[model], *sum((["--user", u] for u in users), []), "--topk", "7"], tmp_path)
+    assert list(frame.columns) == ["user", "rank", "item", "score"]
+    assert frame["user"].tolist() == [u for u in users for _ in range(7)]
+    assert frame["rank"].tolist() == list(range(1, 8)) * 3
+    assert set(frame["item"]) <= set(inter["item_id"]) and set(frame["user"]) <= set(inter["user_id"])
+    for _, rows in frame.groupby("user"):  # ranked by score
+        assert (np.diff(rows["score"].to_numpy()) <= 0).all()
+    # ml-100k has no repeats, so a user's own items are left out by default
+    seen = set(zip(inter["user_id"], inter["item_id"]))
+    assert not any((u, i) in seen for u, i in zip(frame["user"], frame["item"]))
+
+
+@pytest.mark.parametrize("model", MAIN_MODELS)
+def test_api_and_command_line_agree(model, checkpoints, inter, tmp_path):
+    rec = recommender(checkpoints, model)
+    users, at = sorted(set(inter["user_id"]))[:2], "+864000"  # a new session for both
+    frame = cli([checkpoints[model], "--user", users[0], "--user", users[1], "--at", at, "--topk", "10"], tmp_path)
+    api = rec.recommend_many([(u, at) for u in users], k=10).astype({"score": np.float32})
+    assert frame.to_dict("list") == api[["user", "rank", "item", "score"]].to_dict("list")
+    assert api["new_session"].all()
+    for user in users:  # one request alone: another batch shape, the same ranking
+        rows = frame[frame["user"] == user]
+        alone = rec.recommend(user, at=at, k=10)
+        assert rows["item"].tolist() == [i for i, _ in alone]
+        assert rows["score"].tolist() == pytest.approx([s for _, s in alone], rel=1e-5)
+
+
+def test_the_command_runs_as_a_module(checkpoints, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "recbole_session.recommend", checkpoints["SessionBERT4Rec"],
+                          "--user", "2", "--topk", "3"], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    expected = recommender(checkpoints, "SessionBERT4Rec").recommend("2", k=3)
+    assert lines == ["user,rank,item,score"] + [f"2,{r},{i},{str(np.float32(s))}" for r, (i, s) in enumerate(expected, 1)]
+
+
+# ------------------------------------------------------------------------------ equivalence
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("split", ["test", "valid"])
+def test_scores_equal_full_sort_predict_of_recboles_loader_rows(model, split, checkpoints):
+    """Leaving out the newest event (test) or two (valid), a request at the left-out event's time
+    gets exactly the scores RecBole's loader row gets from full_sort_predict. On valid, 18 of the
+    173 requests open a new session, decided by the gap alone (the loader row has the data's
+    session id)."""
+    holdout = 1 if split == "test" else 2
+    rec = recommender(checkpoints, model, holdout)
+    if model not in _LOADERS:  # RecBole's own loaders and a second copy of the model
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            _LOADERS[model] = load_checkpoint(checkpoints[model])
+    _, model_obj, _, valid, test = _LOADERS[model]
+    users, scores, times = reference(model_obj, rec, test if split == "test" else valid)
+    k = 50
+    frame = rec.recommend_many(list(zip(users, times)), k=k, exclude_seen=False)
+    scores[:, 0] = -torch.inf
+    top = torch.topk(scores, k, dim=1)
+    assert frame["item"].tolist() == rec.item_tokens[top.indices.numpy()].ravel().tolist()
+    assert frame["score"].tolist() == top.values.double().numpy().ravel().tolist()
+    opened = frame.groupby("user", sort=False)["new_session"].first().to_numpy()
+    assert opened.sum() == (18 if split == "valid" else 0)
+
+
+def test_fresh_events_extend_the_history_as_the_dataset_would(checkpoints, inter):
+    """The two newest events of every user, given as fresh events to a history without them, give
+    the same scores as the whole history: session ids (new sessions by the gap) and the dwell of
+    the event before each fresh one are rebuilt as the converter builds them."""
+    for model in ("SessionBERT4Rec", "ASARS"):
+        full, cut = recommender(checkpoints, model), recommender(checkpoints, model, holdout=2)
+        newest = inter.groupby("user_id", sort=False).tail(2)
+        origin = full.time_axis.origin
+        events = pd.DataFrame({"user": newest["user_id"], "item": newest["item_id"],
+                               "time": newest["timestamp"] + origin})
+        users = sorted(set(inter["user_id"]))
+        for at in ("+60", "+864000"):
+            want = full.recommend_many([(u, at) for u in users], k=20)
+            got = cut.recommend_many([(u, at) for u in users], k=20, events=events)
+            pd.testing.assert_frame_equal(got, want)
+
+
+# ------------------------------------------------------------------------------ sessions and times
+def test_sessionbert4rec_new_session_comes_only_from_session_token_segment_and_time(checkpoints, tmp_path):
+    rec = recommender(checkpoints, "SessionBERT4Rec")
+    model = rec.model
+    assert model.use_session_token and model.max_session_segments and model.temporal_dim
+    n = rec.n_items - 1
+    near = cli([checkpoints["SessionBERT4Rec"], "--user", "2", "--at", "+60", "--topk", str(n)], tmp_path, "a.csv")
+    far = cli([checkpoints["SessionBERT4Rec"], "--user", "2", "--at", "+864000", "--topk", str(n)], tmp_path, "b.csv")
+    assert near["item"].tolist() != far["item"].tolist()
+
+    # the two batches differ only in the request's own time and session id
+    user = np.array([rec.user_ids["2"]])
+    last = rec.history.last_time[user]
+    a = rec.batch(rec.history, user, last + 60, np.array([False]))
+    b = rec.batch(rec.history, user, last + 864000, np.array([True]))
+    differ = {name for name in a.interaction if not torch.equal(a[name], b[name])}
+    # (and the last event's dwell: the gap to the request inside a session, as the converter
+    # writes it; SessionBERT4Rec does not read dwell)
+    assert differ == {rec.fields.time, rec.fields.session, rec.fields.dwell + rec.fields.suffix}
+    # ... which the model turns into a session token before the MASK and an advanced segment
+    tokens = {}
+    for name, batch in (("near", a), ("far", b)):
+        items, length, times, sessions = model._history(batch)
+        mask = torch.full_like(length, model.mask_token)
+        tok, seg, _, end = model._layout(items, length, times, sessions, *model._target(batch, mask))
+        tokens[name] = (tok[0, : end + 1].tolist(), seg[0, : end + 1].tolist())
+    (near_tok, near_seg), (far_tok, far_seg) = tokens["near"], tokens["far"]
+    m = model.max_session_segments
+    assert near_tok[-1] == far_tok[-1] == model.mask_token and near_tok[-2] != model.session_token_id
+    assert far_tok[-2] == model.session_token_id and far_tok[:-2] == near_tok[1:-1]
+    assert near_seg[-2:] == [m, m] and far_seg[-3:] == [m - 1, m, m]
+
+    # with the three switches off the same two requests rank identically
+    off = recommender(checkpoints, "SessionBERT4Rec-off")
+    ranked = [[i for i, _ in off.recommend("2", at=at, k=n)] for at in ("+60", "+864000")]
+    assert ranked[0] == ranked[1]
+
+
+def test_times_convert_back_and_forth_exactly(checkpoints, inter):
+    rec = recommender(checkpoints, "SessionBERT4Rec")
+    user = "2"
+    raw_last = rec.time_axis.origin + inter.loc[inter["user_id"] == user, "timestamp"].max()
+    assert float(raw_last).is_integer()  # ml-100k's raw unix seconds
+    for seconds, opens in ((60, False), (86400, False), (86401, True)):  # the gap is strict
+        relative = rec.recommend_many([(user, f"+{seconds}")], k=5)
+        absolute = rec.recommend_many([(user, raw_last + seconds)], k=5)
+        pd.testing.assert_frame_equal(relative, absolute)
+        assert (absolute["time"] == raw_last + seconds).all() and (absolute["new_session"] == opens).all()
+    assert rec.recommend(user) == rec.recommend(user, at="+1") == rec.recommend(user, at=raw_last + 1)
+
+
+def test_history_is_read_once(checkpoints, atomic_root, tmp_path, monkeypatch):
+    """Loading reads the atomic file once; then no request reads anything (the file is gone)."""
+    data = tmp_path / "data"
+    shutil.copytree(atomic_root / "ml-100k", data / "ml-100k")
+    reads = []
+    original = Dataset._load_feat
+
+    def counting(self, filepath, source):
+        reads.append(Path(filepath).name)
+        return original(self, filepath, source)
+
+    monkeypatch.setattr(Dataset, "_load_feat", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        rec = Recommender.from_checkpoint(checkpoints["SessionBERT4Rec"], data_path=str(data))
+    assert reads == ["ml-100k.inter"]
+    (data / "ml-100k" / "ml-100k.inter").unlink()
+    users = rec.user_tokens[1:].tolist()  # 0 is [PAD]
+    frame = rec.recommend_many(users, k=5)
+    for user in users[:20]:
+        rec.recommend(user, at="+3600", k=5)
+    assert reads == ["ml-100k.inter"] and frame["user"].nunique() == len(users) == 173
+
+
+# ------------------------------------------------------------------------------ requests, events
+def test_requests_file_answers_unknown_users_with_popular_items(checkpoints, inter, tmp_path, capsys):
+    requests = tmp_path / "requests.csv"
+    requests.write_text("user,time\n2,+60\nnobody,\n5,\n2,+864000\n")
+    frame = cli([checkpoints["SessionBERT4Rec"], "--requests", str(requests), "--topk", "5"], tmp_path)
+    err = capsys.readouterr().err
+    assert "line 3" in err and "unknown user 'nobody'" in err and err.count("\n") == 1
+    assert list(frame.columns) == ["user", "rank", "item", "score", "time", "popular"]
+    assert frame["user"].tolist() == [u for u in ("2", "nobody", "5", "2") for _ in range(5)]
+    popular = frame[frame["popular"] == 1]
+    assert set(popular["user"]) == {"nobody"} and popular["time"].isna().all()
+    counts = inter["item_id"].value_counts()
+    assert [counts[i] for i in popular["item"]] == popular["score"].tolist() == counts.iloc[:5].tolist()
+    last = inter.groupby("user_id")["timestamp"].max()
+    origin = recommender(checkpoints, "SessionBERT4Rec").time_axis.origin
+    assert frame.loc[frame["user"] == "5", "time"].eq(origin + last["5"] + 1).all()  # empty time: +1
+
+
+def test_events_file_unknown_items_are_skipped_with_a_warning(checkpoints, inter, tmp_path, capsys):
+    rec = recommender(checkpoints, "SessionBERT4Rec")
+    raw_last = rec.time_axis.origin + inter.loc[inter["user_id"] == "2", "timestamp"].max()
+    events = tmp_path / "events.csv"
+    events.write_text(f"user,item,time\n2,50,{raw_last + 30}\n2,no-such-item,{raw_last + 40}\n")
+    frame = cli([checkpoints["SessionBERT4Rec"], "--user", "2", "--events", str(events), "--at", "+60"], tmp_path)
+    err = capsys.readouterr().err
+    assert "no-such-item" in err and "line 3" in err and err.count("\n") == 1
+    with_event = rec.recommend("2", at="+60", events=[("50", raw_last + 30)])
+    assert list(zip(frame["item"], frame["score"])) == with_event != rec.recommend("2", at="+90")
+    assert "50" not in frame["item"].tolist()  # the fresh item is now seen
+
+
+def test_exclude_seen_default_follows_repeats_in_the_data(checkpoints, inter):
+    assert not has_repeats(np.array([1, 1, 2]), np.array([5, 6, 5]), 10)
+    assert has_repeats(np.array([1, 1, 2]), np.array([5, 5, 6]), 10)
+    rec = recommender(checkpoints, "SASRec")
+    assert not rec.has_repeats and rec.exclude_seen_default
+    seen = set(inter.loc[inter["user_id"] == "2", "item_id"])
+    kept = [i for i, _ in rec.recommend("2", k=100, exclude_seen=False)]
+    excluded = [i for i, _ in rec.recommend("2", k=100)]
+    assert seen & set(kept) and not seen & set(excluded)
+    assert [i for i in kept if i not in seen] == excluded[: len([i for i in kept if i not in seen])]
+
+
+def test_api_refuses_unknown_users_and_bad_times(checkpoints):
+    rec = recommender(checkpoints, "SASRec")
+    with pytest.raises(RecommendError, match="unknown user 'nobody'"):
+        rec.recommend("nobody")
+    with pytest.raises(RecommendError, match="not a time"):
+        rec.recommend("2", at="soon")
+    with pytest.raises(RecommendError, match="before the last known event of user '2'"):
+        rec.recommend("2", at=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = rec.recommend_many(["nobody"], k=3)
+    assert frame["popular"].all() and [w.category for w in caught] == [RecommendWarning]
+
+
+# ------------------------------------------------------------------------------ bad input
+def _write(name: str, text: str):
+    return lambda folder: (folder / name).write_text(text)
+
+
+def _garbage(folder: Path) -> None:
+    (folder / "bad.pth").write_bytes(b"not a checkpoint at all")
+
+
+CMD = "recbole_session.recommend:main"
+
+
+def _events_case(what: str, text: str, message: str) -> BadInput:
+    return BadInput("recommend", what, CMD, ("{ckpt}", "--user", "2", "--events", "{tmp}/events.csv"), message,
+                    setup=_write("events.csv", text))
+
+
+BAD = [
+    BadInput("recommend", "a checkpoint that does not exist", CMD, ("{tmp}/nope.pth", "--user", "2"),
+             "nope.pth: no such checkpoint"),
+    BadInput("recommend", "a file that is not a checkpoint", CMD, ("{tmp}/bad.pth", "--user", "2"),
+             "bad.pth: not a readable checkpoint", setup=_garbage),
+    BadInput("recommend", "an unknown user", CMD, ("{ckpt}", "--user", "nobody", "--out", "{tmp}/out.csv"),
+             "--user nobody: unknown user (not in dataset 'ml-100k')"),
+    BadInput("recommend", "a malformed --at", CMD, ("{ckpt}", "--user", "2", "--at", "soon"),
+             "--at: 'soon' is not a time"),
+    BadInput("recommend", "--at with a sign after +", CMD, ("{ckpt}", "--user", "2", "--at", "+-5"),
+             "--at: '+-5' is not a time"),
+    BadInput("recommend", "--at before the user's last event", CMD, ("{ckpt}", "--user", "2", "--at", "0"),
+             "--user 2: time 0 is before the last known event of user '2'"),
+    _events_case("events with an unknown column", "user,item,time,rating\n2,50,900000000,5\n",
+                 "events.csv: unknown column 'rating'; expected user,item,time"),
+    _events_case("events without a time column", "user,item\n2,50\n", "events.csv: missing column 'time'"),
+    _events_case("an event time that is not a number", "user,item,time\n2,50,900000000\n2,51,noon\n",
+                 "events.csv line 3 field 'time': 'noon' is not a number"),
+    _events_case("an event before the user's last event", "user,item,time\n2,50,874729682\n",
+                 "events.csv line 2: time is before the user's last known event"),
+    BadInput("recommend", "a request time that is not a time", CMD,
+             ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv line 3 field 'time': 'later' is not a time",
+             setup=_write("requests.csv", "user,time\n2,+5\n5,later\n")),
+    BadInput("recommend", "a requests file that does not exist", CMD, ("{ckpt}", "--requests", "{tmp}/r.csv"),
+             "r.csv: no such file"),
+    BadInput("recommend", "neither --user nor --requests", CMD, ("{ckpt}",), "give --user U"),
+    BadInput("recommend", "--topk 0", CMD, ("{ckpt}", "--user", "2", "--topk", "0"),
+             "--topk must be a positive integer, got 0"),
+    BadInput("recommend", "--exclude-seen with --keep-seen", CMD,
+             ("{ckpt}", "--user", "2", "--exclude-seen", "--keep-seen"), "not allowed with argument"),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c.id for c in BAD])
+def test_bad_input_is_one_line_exit_2(case, checkpoints, tmp_path):
+    argv = tuple(a.replace("{ckpt}", checkpoints["SASRec"]) for a in case.argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        check(dataclasses.replace(case, argv=argv), tmp_path)
