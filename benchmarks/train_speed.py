@@ -37,12 +37,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole.data import data_preparation  # noqa: E402
-from recbole.utils import init_seed  # noqa: E402
-
 import recbole_session  # noqa: E402,F401  (shims and registration)
-from recbole_session.quick_start import ensure_atomic_files, make_config  # noqa: E402
-from recbole_session.utils import create_dataset, get_model, get_trainer  # noqa: E402
+from recbole_session.build import build, make_config  # noqa: E402
 
 VARIANTS = {
     "BERT4Rec": ("BERT4Rec", {}),
@@ -51,15 +47,9 @@ VARIANTS = {
 }
 
 
-def build(model: str, dataset: str, overrides: dict) -> tuple:
-    config = make_config(model, dataset, config_dict=overrides)
-    ensure_atomic_files(config)
-    init_seed(config["seed"], config["reproducibility"])
-    train, _, _ = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(model)(config, train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
-    return trainer, train
+def trainer_and_data(model: str, dataset: str, overrides: dict) -> tuple:
+    built = build(make_config(model, dataset, config_dict=overrides))
+    return built.trainer, built.train_data
 
 
 def rss_mb() -> float:
@@ -72,7 +62,7 @@ def memory_of(name: str, dataset: str, overrides: dict, threads: int) -> dict:
     """Build ``name`` and train one epoch in this (fresh) process: RSS before, peak RSS."""
     torch.set_num_threads(threads)
     model, extra = VARIANTS[name]
-    trainer, train = build(model, dataset, {**overrides, **extra})
+    trainer, train = trainer_and_data(model, dataset, {**overrides, **extra})
     built = rss_mb()
     trainer._train_epoch(train, 0, show_progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
@@ -98,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         common["data_path"] = args.data_path
     if args.max_len:
         common["MAX_ITEM_LIST_LENGTH"] = args.max_len
-    runs = {name: build(model, args.dataset, {**common, **extra}) for name, (model, extra) in VARIANTS.items()}
+    runs = {name: trainer_and_data(model, args.dataset, {**common, **extra}) for name, (model, extra) in VARIANTS.items()}
     names = list(runs)
     times: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}

@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from bad_input import BadInput, check
 from recbole.data import data_preparation
 from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
-from bad_input import BadInput, check
 from recbole_session.convert import convert
 from recbole_session.evaluation import evaluate_protocols
 from recbole_session.paths import properties_dir
 from recbole_session.quick_start import make_config
 from recbole_session.reproduce import figure2, table2
-from recbole_session.reproduce.runner import RunSpec, new_session_users, run_all, shared_recipe
+from recbole_session.reproduce.runner import new_session_users, run_all, shared_recipe
 from recbole_session.trainer import SessionBERT4RecTrainer, with_protocol_validation
 from recbole_session.trainer.protocol_trainer import StepWindow
 from recbole_session.utils import create_dataset, get_model, get_trainer
@@ -91,13 +91,13 @@ def test_protocol_validation_and_epoch_steps_on_recbole_sasrec(fast_config):
     assert again == pytest.approx(trainer.best_valid_score, abs=1e-4)
 
 
-def test_sessionbert4rec_trainer_and_per_user_batch_rule(fast_config):
+def test_sessionbert4rec_trainer_and_window_batch_rule(fast_config):
     config = make_config("SessionBERT4Rec", "ml-100k", config_dict={**fast_config, **TINY})
     assert get_trainer(config["MODEL_TYPE"], "SessionBERT4Rec") is SessionBERT4RecTrainer
-    assert config["valid_protocol"] == "random100" and config["train_regime"] == "per_user"
+    assert config["valid_protocol"] == "random100" and config["train_regime"] == "window"
     _, train, _, _ = loaders(config)
-    users = len(train.dataset)
-    assert config["train_batch_size"] == math.ceil(users / config["batches_per_epoch"])
+    rows = len(train.dataset)
+    assert config["train_batch_size"] == math.ceil(rows / config["batches_per_epoch"])
     assert len(train) == config["batches_per_epoch"] == 10
 
 
@@ -143,7 +143,10 @@ def test_table2_runs_once_and_resumes(atomic_root, tmp_path):
     specs, facts = small_specs(atomic_root, work)
     assert facts["users"] == 173
     flat = [spec for row in specs.values() for spec in row]
-    assert flat[0].shared["epoch_steps"] == 10 and flat[0].shared["train_batch_size"] == 18
+    # window regime at L 20: every training interaction once, in more rows than users
+    assert facts["train_rows"] > facts["users"]
+    assert flat[0].shared["epoch_steps"] == 10
+    assert flat[0].shared["train_batch_size"] == math.ceil(facts["train_rows"] / 10)
     lines: list[str] = []
     paths = run_all(flat, work, jobs=1, progress=lines.append)
     assert len(lines) == 3 and all("test N@10 all" in line for line in lines)

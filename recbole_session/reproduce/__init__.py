@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from recbole_session.cli import UsageError, parse_overrides
 from recbole_session.files import update_section
 from recbole_session.model.sequential_recommender.sessionbert4rec import reference_parameter_count
 from recbole_session.paths import properties_dir
-from recbole_session.quick_start import UsageError, parse_overrides
 from recbole_session.reproduce import figure2, table2
 from recbole_session.reproduce.runner import run_all, shared_recipe
 from recbole_session.reproduce.table2 import COMBOS, combo_label

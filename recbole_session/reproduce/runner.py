@@ -2,7 +2,8 @@
 
 This is the one module of :mod:`recbole_session.reproduce` that calls the package's training
 API (:func:`train_and_evaluate`), so that a change of that API is ported here only. A run is
-RecBole's flow (dataset, dataloaders, model, trainer, fit, best checkpoint) with two changes
+:func:`recbole_session.build.build` (dataset, dataloaders, model), then the model's trainer, fit
+and the best checkpoint, with two changes
 that every row of a comparison shares: the trainer is wrapped by
 :func:`~recbole_session.trainer.with_protocol_validation` (selection on ``valid_protocol``,
 epochs of ``epoch_steps`` steps), and the best model is evaluated on valid and test under the
@@ -28,16 +29,14 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_seed
 
 import recbole_session  # noqa: F401  (shims and registration, also in a fresh worker process)
+from recbole_session.build import build, count_parameters, create_dataset, make_config
 from recbole_session.evaluation import evaluate_protocols_detailed
 from recbole_session.evaluation.results import save_run_results
+from recbole_session.lookup import get_trainer
 from recbole_session.paths import properties_dir
-from recbole_session.quick_start import check_override_types, count_parameters, make_config
 from recbole_session.trainer import with_protocol_validation
-from recbole_session.utils import create_dataset, get_model, get_trainer
 
 PROTOCOLS = ("random100", "popular100", "full")
 # the training recipe every row of a comparison shares (SessionBERT4Rec's, or the preset's)
@@ -112,7 +111,6 @@ def shared_recipe(dataset: str, config_files: list[str], base: dict[str, Any]) -
     same batch size between validations. Also returns the dataset's size and SessionBERT4Rec's
     sizes, for the table's notes."""
     config = make_config("SessionBERT4Rec", dataset, config_files or None, base)
-    check_override_types(config, base)
     data = create_dataset(config)
     users = data.user_num - 1
     rows = len(data.build()[0])  # sets train_batch_size in the per-user and window regimes
@@ -131,24 +129,26 @@ def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False)
     best model is kept as ``<stem>.pth`` with ``keep_checkpoint``, else deleted.
 
     The one place that uses the package's training API (see the module docstring)."""
+    run_cpu = time.process_time()
     checkpoints = Path(f"{stem}.checkpoint")
     config = make_config(spec.model, spec.dataset, list(spec.config_files) or None, {
         **spec.shared, **spec.overrides, "seed": spec.seed, "checkpoint_dir": str(checkpoints),
         "state": "WARNING", "show_progress": False, "eval_protocols": list(PROTOCOLS),
     })
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    built = build(config, trainer=False)
+    dataset, train_data, valid_data, test_data, model = (
+        built.dataset, built.train_data, built.valid_data, built.test_data, built.model)
+    # the model's own trainer class with selection on valid_protocol, for every row
     trainer = with_protocol_validation(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
     trainer.protocol_dataset = dataset
 
     curve: list[tuple[int, float]] = []
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     trainer.fit(train_data, valid_data, verbose=False, saved=True, show_progress=False,
                 callback_fn=lambda epoch, score: curve.append((epoch + 1, float(score))))
-    seconds = time.perf_counter() - start
+    # CPU time of this process (all its threads): what the run costs on an idle machine,
+    # whatever else shares the cores
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     details = {split: evaluate_protocols_detailed(trainer.model, data, config, dataset=dataset)
                for split, data in (("valid", valid_data), ("test", test_data))}
@@ -158,10 +158,12 @@ def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False)
         "best_valid_score": trainer.best_valid_score, "best_valid_result": trainer.best_valid_result,
         "test_result": test_result, "n_params": count_parameters(model),
         "valid_protocols": details["valid"].metrics, "test_protocols": details["test"].metrics,
-        "train_seconds": round(seconds, 2), "epochs_run": curve[-1][0] if curve else 0,
+        "train_seconds": round(seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2), "epochs_run": curve[-1][0] if curve else 0,
         "best_epoch": best[0], "valid_curve": curve, "train_batch_size": config["train_batch_size"],
         "new_session_users": new_session_users(test_data, config),
         "n_test_users": len(details["test"].users),
+        # the whole run (data, training, evaluation): sums to the command's cost on idle cores
+        "run_cpu_seconds": round(time.process_time() - run_cpu, 2),
     }
     if keep_checkpoint:
         result["model_file"] = str(Path(f"{stem}.pth"))
@@ -184,7 +186,8 @@ def _run(spec: RunSpec, stem: str, keep_checkpoint: bool) -> dict[str, Any]:
     done = results_path(Path(stem))
     # another command on the same --work may have finished it meanwhile
     result = load_run(done) if done.is_file() else train_and_evaluate(spec, Path(stem), keep_checkpoint)
-    return {k: result[k] for k in ("label", "train_seconds", "best_epoch", "epochs_run", "test_protocols")}
+    return {k: result.get(k) for k in ("label", "train_seconds", "run_cpu_seconds", "best_epoch", "epochs_run",
+                                       "test_protocols")}
 
 
 def run_all(specs: list[RunSpec], work: Path, jobs: int = 1, threads: int = 1,

@@ -83,12 +83,15 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
             "seeds": [spec.seed for spec in row_specs],
             "mean": summary["mean"], "std": summary["std"], "seeds_file": str(seeds_file),
             "train_seconds": float(np.mean([r["train_seconds"] for r in results])),
+            # summed over seeds (runs finished before this field existed count 0)
+            "run_cpu_seconds": float(sum(r.get("run_cpu_seconds", 0.0) for r in results)),
             "best_epoch": float(np.mean([r["best_epoch"] for r in results])),
             "epochs_run": float(np.mean([r["epochs_run"] for r in results])),
             "new_session_users": results[0].get("new_session_users", []),
         }
+    cpu_minutes = sum(row["run_cpu_seconds"] for row in rows.values()) / 60
     if reference not in rows:
-        return {"rows": rows}
+        return {"rows": rows, "cpu_minutes": cpu_minutes}
     off = load_results(rows[reference]["seeds_file"])
     opening = rows[reference]["new_session_users"]
     all_users = off["per_user"]["test"]["users"]
@@ -104,7 +107,8 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
                 row["slices"][name] = {r["key"]: {"mean": r["mean_b"], "diff": r["diff"], "p": r["p"]}
                                        for r in tests}
                 row["slices"][name]["users"] = len(users)
-    return {"rows": rows, "new_session_users": len(opening), "test_users": len(all_users)}
+    return {"rows": rows, "new_session_users": len(opening), "test_users": len(all_users),
+            "cpu_minutes": cpu_minutes}
 
 
 def pair(rows: dict[str, Any], a: str, b: str, key: str = "full/ndcg@10") -> dict[str, float]:
@@ -182,7 +186,9 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
     lines = [
         f"# Table 2 on {dataset}", "",
         f"Measured {datetime.date.today().isoformat()} by `{command}`: {payload['minutes']:.1f} min "
-        f"wall on {payload['machine']}.", "",
+        f"wall on {payload['machine']}; the runs' CPU time (one torch thread each; data, training "
+        f"and evaluation) sums to {payload['summary'].get('cpu_minutes', 0):.1f} min, i.e. about "
+        f"{payload['summary'].get('cpu_minutes', 0) / 2:.0f} min wall on 2 idle cores with `--jobs 2`.", "",
         f"- Data: {facts['users']} users, {facts['items']} items, {facts['interactions']} interactions; "
         f"{payload['summary'].get('test_users', '?')} test users (one hit moves R@10 by "
         f"{1 / max(1, payload['summary'].get('test_users', 1)):.4f}), "
@@ -241,6 +247,8 @@ def headline(payload: dict[str, Any]) -> dict[str, Any]:
         "p_best_vs_sasrec": None if "best_vs_sasrec" not in claim else round(claim["best_vs_sasrec"]["p"], 4),
         "new_session_users": payload["summary"].get("new_session_users", 0),
         "minutes": round(payload["minutes"], 1),
+        "cpu_minutes": round(payload["summary"].get("cpu_minutes", 0.0), 1),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
     }
     if line["new_session_users"] and OFF in rows and FULL in rows:
         for label, key in ((OFF, "off"), (FULL, "full")):
