@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--baselines", nargs="*", default=[], help="seeds results files of SASRec / BERT4Rec")
+    parser.add_argument("--baseline-notes", nargs="*", default=[],
+                        help="how each --baselines file was trained (default: RecBole defaults to convergence)")
     parser.add_argument("--run-baselines", action="store_true", help="train the baselines here (hours)")
     parser.add_argument("--work", default=None, help="folder to run in (default: a new temporary one)")
     args = parser.parse_args(argv)
@@ -101,10 +103,11 @@ def main(argv: list[str] | None = None) -> dict:
             run = timed([sys.executable, str(ROOT / COMMAND[0]), f"--model={model}", "--dataset=ml-100k",
                          "--seeds=" + ",".join(map(str, seeds))], folder)
             files.append(str(sorted((folder / "log" / model).glob("*seeds*.results.json"))[-1]))
-    for path in files:
+    notes = list(args.baseline_notes) + ["RecBole defaults to convergence"] * len(files)
+    for path, note in zip(files, notes):
         data = json.loads(Path(path).read_text())
         tests = {r["key"]: r for r in paired_tests(load_results(path), load_results(ours_file), "test")}
-        baselines[data["model"]] = {"file": path, "data": data, "tests": tests}
+        baselines[data["model"]] = {"file": path, "data": data, "tests": tests, "note": note}
 
     walls = [r["wall_s"] for r in runs]
     cpus = [r["cpu_s"] for r in runs]
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "| SessionBERT4Rec, main command | valid N@10 random-100 | " + " | ".join(mean_std(ours, k) for k in KEYS) + " |",
     ]
     for model, entry in baselines.items():
-        lines.append(f"| {model}, RecBole defaults to convergence | valid N@10 all items | "
+        lines.append(f"| {model}, {entry['note']} | valid N@10 all items | "
                      + " | ".join(mean_std(entry["data"], k) for k in KEYS) + " |")
     lines += ["", "Paired t-tests over test users (per-user values averaged over seeds), main command − baseline:", ""]
     for model, entry in baselines.items():

@@ -33,9 +33,9 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole.data.interaction import Interaction  # noqa: E402
-from recbole.quick_start import load_data_and_model  # noqa: E402
 
 import recbole_session  # noqa: E402,F401
+from recbole_session.build import from_checkpoint  # noqa: E402
 from recbole_session.evaluation import evaluate_protocols  # noqa: E402
 from recbole_session.evaluation.results import load_results  # noqa: E402
 from recbole_session.files import update_section, write_atomic  # noqa: E402
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
         model_file = json.loads(run.read_text()).get("model_file")
         if not model_file or not Path(model_file).is_file():
             raise SystemExit(f"{run}: no checkpoint (run reproduce table2 with --keep-checkpoints)")
-        config, model, dataset, _, _, test_data = load_data_and_model(model_file)
+        built = from_checkpoint(model_file)
+        config, model, dataset, test_data = built.config, built.model, built.dataset, built.test_data
         model.eval()
         tas.append(tas_analysis(model, test_data, config, dataset))
     features = user_features(test_data, config)

@@ -4,6 +4,7 @@ recbole_session.reproduce`` (a tiny resumable table, the figure's plot, bad opti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -155,6 +156,9 @@ def test_table2_runs_once_and_resumes(atomic_root, tmp_path):
     assert run_all(flat, work, jobs=1, progress=again.append) == paths
     assert again == [f"3 of 3 runs already finished in {work.resolve()}: not trained again"]
     assert [p.stat().st_mtime for p in paths] == stamps
+    # the same run under another label (figure 2's point that is table 2's full row) is found
+    renamed = [dataclasses.replace(spec, label=f"renamed {i}") for i, spec in enumerate(flat)]
+    assert run_all(renamed, work, jobs=1, progress=again.append) == paths
     run = json.loads(paths[0].read_text())
     assert run["label"] == table2.SASREC and run["per_user"]["test"]["users"]
     assert {"test/full/ndcg@10", "test/random100/ndcg@10"} <= {f"test/{k}" for k in run["test_protocols"]}

@@ -72,8 +72,14 @@ class RunSpec:
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def stem(self, work: Path) -> Path:
+        """Where this run is kept: a finished run of the same key and seed under another label
+        (figure 2's m 3 / dT 16 point is table 2's full row), else a new name from the label."""
+        folder = work / self.dataset
+        done = sorted(folder.glob(f"*-{self.key()}-seed{self.seed}.results.json"))
+        if done:
+            return Path(str(done[0]).removesuffix(".results.json"))
         slug = "".join(c if c.isalnum() else "_" for c in self.label).strip("_").lower()
-        return work / self.dataset / f"{slug}-{self.key()}-seed{self.seed}"
+        return folder / f"{slug}-{self.key()}-seed{self.seed}"
 
 
 def results_path(stem: Path) -> Path:
