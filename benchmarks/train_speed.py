@@ -12,7 +12,11 @@ alternation, rotating the order every repetition, and the medians are compared:
 (wall time; ``ratio_cpu`` / ``ratio_off_cpu`` are the same from process CPU time, which is
 less disturbed by other processes on shared cores.)
 
-The last line printed is one JSON object with both ratios and the medians.
+Peak memory: each model is also built and trained for one epoch in a fresh process, whose peak
+resident set size (``peak_rss_mb``) and resident size before the epoch (``rss_built_mb``: data,
+loaders and model) are reported, so that the epoch's own peak is ``peak_rss_mb - rss_built_mb``.
+
+The last line printed is one JSON object with both ratios, the medians and the memory figures.
 
     python benchmarks/train_speed.py                  # ml-100k, 3 repetitions
     python benchmarks/train_speed.py --quick          # 1 repetition, max length 20
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import statistics
 import sys
 import time
@@ -31,12 +37,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole.data import data_preparation  # noqa: E402
-from recbole.utils import init_seed  # noqa: E402
-
 import recbole_session  # noqa: E402,F401  (shims and registration)
-from recbole_session.quick_start import ensure_atomic_files, make_config  # noqa: E402
-from recbole_session.utils import create_dataset, get_model, get_trainer  # noqa: E402
+from recbole_session.build import build, make_config  # noqa: E402
 
 VARIANTS = {
     "BERT4Rec": ("BERT4Rec", {}),
@@ -45,15 +47,26 @@ VARIANTS = {
 }
 
 
-def build(model: str, dataset: str, overrides: dict) -> tuple:
-    config = make_config(model, dataset, config_dict=overrides)
-    ensure_atomic_files(config)
-    init_seed(config["seed"], config["reproducibility"])
-    train, _, _ = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(model)(config, train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
-    return trainer, train
+def trainer_and_data(model: str, dataset: str, overrides: dict) -> tuple:
+    built = build(make_config(model, dataset, config_dict=overrides))
+    return built.trainer, built.train_data
+
+
+def rss_mb() -> float:
+    """This process's resident set size now (Linux), in MB."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def memory_of(name: str, dataset: str, overrides: dict, threads: int) -> dict:
+    """Build ``name`` and train one epoch in this (fresh) process: RSS before, peak RSS."""
+    torch.set_num_threads(threads)
+    model, extra = VARIANTS[name]
+    trainer, train = trainer_and_data(model, dataset, {**overrides, **extra})
+    built = rss_mb()
+    trainer._train_epoch(train, 0, show_progress=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    return {"rss_built_mb": round(built), "peak_rss_mb": round(peak)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         common["data_path"] = args.data_path
     if args.max_len:
         common["MAX_ITEM_LIST_LENGTH"] = args.max_len
-    runs = {name: build(model, args.dataset, {**common, **extra}) for name, (model, extra) in VARIANTS.items()}
+    runs = {name: trainer_and_data(model, args.dataset, {**common, **extra}) for name, (model, extra) in VARIANTS.items()}
     names = list(runs)
     times: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
@@ -97,6 +110,11 @@ def main(argv: list[str] | None = None) -> dict:
     median = {name: statistics.median(values) for name, values in times.items()}
     median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
     trainer, train = runs["SessionBERT4Rec(all)"]
+    del runs
+    memory = {}
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for name in names:
+            memory[name] = pool.apply(memory_of, (name, args.dataset, common, args.threads))
     result = {
         "ratio": round(median["SessionBERT4Rec(all)"] / median["BERT4Rec"], 3),
         "ratio_off": round(median["SessionBERT4Rec(off)"] / median["BERT4Rec"], 3),
@@ -105,6 +123,9 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_cpu": round(median_cpu["SessionBERT4Rec(all)"] / median_cpu["BERT4Rec"], 3),
         "ratio_off_cpu": round(median_cpu["SessionBERT4Rec(off)"] / median_cpu["BERT4Rec"], 3),
         "epoch_cpu_s": {name: round(value, 3) for name, value in median_cpu.items()},
+        "peak_rss_mb": {name: m["peak_rss_mb"] for name, m in memory.items()},
+        "rss_built_mb": {name: m["rss_built_mb"] for name, m in memory.items()},
+        "batch_size": trainer.config["train_batch_size"],
         "dataset": args.dataset,
         "train_rows": len(train.dataset),
         "max_len": trainer.config["MAX_ITEM_LIST_LENGTH"],

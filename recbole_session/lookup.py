@@ -9,7 +9,7 @@
   ``recbole_session/data/`` (subclasses of RecBole's ``AbstractTrainer`` / ``Dataset``);
   ``__all__`` plays no part;
 - every other recommender, trainer or dataset class defined there must be a base class of one
-  that the rule finds (``StepDecayTrainer`` is the base of ``SRIEMTrainer``).
+  that the rule finds (``ScheduledTrainer`` is the base of ``SRIEMTrainer``).
   :func:`unmatched_classes` lists the classes that break this rule, that is, that no lookup
   would ever find; a test keeps that list empty.
 

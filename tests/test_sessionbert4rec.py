@@ -52,7 +52,7 @@ def data(atomic_root, tmp_path_factory):
     config = make_config("SessionBERT4Rec", "ml-100k", config_dict={
         "data_path": str(atomic_root), "checkpoint_dir": str(workdir / "saved"),
         "MAX_ITEM_LIST_LENGTH": 20, "eval_batch_size": 64, "train_batch_size": 64,
-        "state": "WARNING", "show_progress": False, "use_gpu": False, **TINY,
+        "train_regime": "prefix", "state": "WARNING", "show_progress": False, "use_gpu": False, **TINY,
     })
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
@@ -61,6 +61,7 @@ def data(atomic_root, tmp_path_factory):
 
 
 def build(config, session_token=False, segments=0, temporal=0, dataset=None, **extra):
+    extra.setdefault("padding_side", "right")  # the layouts below are written right-aligned
     saved = {k: config[k] for k in ("session_token", "max_session_segments", "temporal_dim", *extra)}
     config["session_token"], config["max_session_segments"], config["temporal_dim"] = (
         session_token, segments, temporal)
@@ -258,14 +259,15 @@ def request_pair(interaction, new_session: bool, later: float = 0.0):
     return Interaction(changed)
 
 
-def test_inference_knows_the_request(data):
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_inference_knows_the_request(data, side):
     config, train, _, test = data
     interaction = next(iter(test))[0][:16]
     same, new = request_pair(interaction, False), request_pair(interaction, True)
     later = request_pair(interaction, False, later=3600.0)
     with torch.no_grad():
         for st, m, dt in SWITCHES:
-            model = build(config, st, m, dt, dataset=train._dataset)
+            model = build(config, st, m, dt, dataset=train._dataset, padding_side=side)
             a, b = model.full_sort_predict(same), model.full_sort_predict(new)
             c = model.full_sort_predict(later)
             if st or m:  # the new session shows through a session token and/or a segment
@@ -279,11 +281,110 @@ def test_inference_knows_the_request(data):
             # predict agrees with full_sort_predict on the target items
             scores = model.predict(new)
             torch.testing.assert_close(scores, b.gather(1, new["item_id"].unsqueeze(1)).squeeze(1))
-        tokens = model._layout(*model._history(new), *model._target(
-            new, torch.full_like(new["item_length"], model.mask_token)))[0]
-        last = tokens.gather(1, tokens.ne(0).sum(1, keepdim=True) - 1).squeeze(1)
-        before = tokens.gather(1, tokens.ne(0).sum(1, keepdim=True) - 2).squeeze(1)
+        tokens, _, _, at = model._layout(*model._history(new), *model._target(
+            new, torch.full_like(new["item_length"], model.mask_token)))
+        last = tokens.gather(1, at.unsqueeze(1)).squeeze(1)
+        before = tokens.gather(1, (at - 1).unsqueeze(1)).squeeze(1)
         assert (last == model.mask_token).all() and (before == model.session_token_id).all()
+        if side == "left":
+            assert (at == config["MAX_ITEM_LIST_LENGTH"] - 1).all()
+
+
+def roll_right(rows: torch.Tensor, counts: torch.Tensor, width: int) -> torch.Tensor:
+    """Each right-padded row moved right so that its ``counts`` tokens end at column ``width - 1``."""
+    return torch.stack([torch.roll(row, width - int(n)) for row, n in zip(rows, counts)])
+
+
+def test_left_padding_ends_every_row_at_the_last_column(data):
+    """Left padding is the right layout moved to the end of the row: same tokens, segments and
+    times, the newest token (the MASK at inference) always at L - 1."""
+    config, train, _, _ = data
+    right = build(config, True, 2, DT, dataset=train._dataset, padding_side="right")
+    left = build(config, True, 2, DT, dataset=train._dataset, padding_side="left")
+    items, length, times, sessions = layout_inputs()
+    request = (torch.full_like(length, right.mask_token),
+               torch.tensor([4e5 + 1, 7e5], dtype=torch.float64), torch.tensor([4, 9]))
+    for extra in ((), request):
+        r_tokens, r_segments, r_times, r_last = right._layout(items, length, times, sessions, *extra)
+        l_tokens, l_segments, l_times, l_last = left._layout(items, length, times, sessions, *extra)
+        counts = r_last + 1
+        assert l_last.tolist() == [7, 7]
+        assert torch.equal(l_tokens, roll_right(r_tokens, counts, 8))
+        assert torch.equal(l_segments, roll_right(r_segments, counts, 8))
+        assert torch.equal(l_times, roll_right(r_times, counts, 8))
+    assert l_tokens[:, -1].tolist() == [left.mask_token] * 2
+    # user 1 (2 items, one session, the request opens a second): pad, ST, 21, 22, ST, MASK
+    assert l_tokens[1].tolist() == [0, 0, 0, left.session_token_id, 21, 22, left.session_token_id, left.mask_token]
+
+
+def test_padding_sides_differ_only_in_positions(data):
+    """With the position embeddings zeroed, left and right padding give the same scores (the
+    padding is masked out of attention either way); with them, the scores differ."""
+    config, train, _, test = data
+    interaction = next(iter(test))[0][:16]
+    # keep the newest 8 history events of each row, so that both layouts have padding
+    length = interaction["item_length"]
+    cols = (length.unsqueeze(1) - 8 + torch.arange(8)).clamp(min=0)
+    short = {k: v for k, v in interaction.interaction.items()}
+    for key in ("item_id_list", "timestamp_list", "session_id_list"):
+        short[key] = torch.cat([short[key].gather(1, cols), torch.zeros_like(short[key][:, 8:])], 1)
+    short["item_length"] = torch.full_like(length, 8)
+    interaction = Interaction(short)
+    right = build(config, True, M, DT, dataset=train._dataset, padding_side="right")
+    left = build(config, True, M, DT, dataset=train._dataset, padding_side="left")
+    left.load_state_dict(right.state_dict())
+    with torch.no_grad():
+        assert (left.full_sort_predict(interaction) - right.full_sort_predict(interaction)).abs().max() > 1e-4
+        for model in (left, right):
+            model.position_embedding.weight.zero_()
+        torch.testing.assert_close(left.full_sort_predict(interaction), right.full_sort_predict(interaction),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def temporal_term_spread(model, times: torch.Tensor) -> float:
+    """Std of the first layer's temporal attention term T' T'^T at initialisation."""
+    proj = model.trm_encoder.layer[0].multi_head_attention.temporal_proj(model.temporal_encoding(times))
+    return (proj @ proj.transpose(1, 2)).std().item()
+
+
+def test_temporal_projection_init_option(data):
+    config, train, _, _ = data
+    dt = 16
+    default = build(config, False, 0, dt, dataset=train._dataset, temporal_proj_init="default")
+    normal = build(config, False, 0, dt, dataset=train._dataset, temporal_proj_init="normal")
+    w_default = default.trm_encoder.layer[0].multi_head_attention.temporal_proj
+    w_normal = normal.trm_encoder.layer[0].multi_head_attention.temporal_proj
+    # PyTorch's Linear default: U(-1/sqrt(dT), 1/sqrt(dT)), std 1/sqrt(3 dT) = 0.144; Q/K's: N(0, 0.02)
+    assert w_default.weight.abs().max() <= 1 / math.sqrt(dt)
+    assert w_default.weight.std().item() == pytest.approx(1 / math.sqrt(3 * dt), rel=0.2)
+    assert w_default.bias.abs().sum() > 0
+    assert w_normal.weight.std().item() == pytest.approx(config["initializer_range"], rel=0.2)
+    assert torch.equal(w_normal.bias, torch.zeros(dt))
+    times = torch.linspace(0, 3e6, 20, dtype=torch.float64).view(1, 20)
+    with torch.no_grad():
+        assert temporal_term_spread(default, times) > 20 * temporal_term_spread(normal, times)
+    with pytest.raises(ValueError, match="temporal_proj_init"):
+        build(config, False, 0, dt, dataset=train._dataset, temporal_proj_init="xavier")
+    with pytest.raises(ValueError, match="padding_side"):
+        build(config, dataset=train._dataset, padding_side="middle")
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_gradients_reach_every_session_parameter(data, side):
+    """One per-user training step: the session token's row, the segment rows of the sessions in
+    the batch, TE's w and b and every layer's W_T get non-zero gradients."""
+    config, train, _, _ = data
+    model = build(config, True, M, DT, dataset=train._dataset, padding_side=side,
+                  train_regime="per_user").train()
+    torch.manual_seed(0)
+    model.calculate_loss(next(iter(train))).backward()
+    assert model.item_embedding.weight.grad[model.session_token_id].abs().sum() > 0
+    assert (model.segment_embedding.weight.grad[1:].abs().sum(1) > 0).all()
+    assert model.segment_embedding.weight.grad[0].abs().sum() == 0  # padding
+    assert model.temporal_encoding.weight.grad.abs().min() > 0
+    assert model.temporal_encoding.bias.grad.abs().min() > 0
+    for layer in model.trm_encoder.layer:
+        assert layer.multi_head_attention.temporal_proj.weight.grad.abs().sum() > 0
 
 
 def test_loss_is_ce_over_masked_positions(data):
@@ -337,6 +438,36 @@ def test_per_user_regime_keeps_newest_row_per_user(atomic_root, workdir):
         rows = (frame["user_id"] == user).nonzero().squeeze(1)
         times = frame["timestamp"][rows]
         assert train.inter_feat["timestamp"][row] == torch.sort(times).values[-3]
+
+
+def test_window_regime_tiles_every_training_sequence(atomic_root, workdir):
+    """``window`` rows (history + target, cut to L as the model does) cover every training
+    interaction of every user exactly once (but a user's very first one when the number of
+    training targets is a multiple of L); ``batches_per_epoch`` gives 10 batches."""
+    def rows(regime):
+        config = make_config("SessionBERT4Rec", "ml-100k", config_dict={
+            "data_path": str(atomic_root), "MAX_ITEM_LIST_LENGTH": 20, "train_regime": regime,
+            "state": "WARNING"})
+        return config, create_dataset(config).build()[0].inter_feat
+
+    config, window = rows("window")
+    assert config["train_batch_size"] == math.ceil(len(window) / 10)
+    _, prefix = rows("prefix")
+    covered: dict[int, list[int]] = {}
+    for i, user in enumerate(window["user_id"].tolist()):
+        n = int(window["item_length"][i])
+        covered.setdefault(user, []).extend((window["item_id_list"][i, :n].tolist() + [int(window["item_id"][i])])[-20:])
+    training: dict[int, list[int]] = {}
+    for i, user in enumerate(prefix["user_id"].tolist()):
+        if user not in training:  # the user's first row: its one history item, the oldest
+            training[user] = [int(prefix["item_id_list"][i, 0])]
+        training[user].append(int(prefix["item_id"][i]))
+    assert covered.keys() == training.keys()
+    for user, items in covered.items():
+        if (len(training[user]) - 1) % 20:
+            assert sorted(items) == sorted(training[user])
+        else:  # the oldest window is full: only the user's very first item is left out
+            assert sorted(items) == sorted(training[user][1:])
 
 
 def test_prefix_regime_trains_and_checkpoint_reloads(fast_config):

@@ -113,9 +113,21 @@ class SessionBERT4Rec(BERT4Rec):
         self.mask_token_prob = config["mask_token_prob"]
         self.mask_random_prob = config["mask_random_prob"]
         self.session_gap = config["session_gap"]
-        if self.train_regime not in ("prefix", "per_user"):
+        self.padding_side = config["padding_side"] or "right"
+        self.temporal_proj_init = config["temporal_proj_init"] or "default"
+        if self.padding_side not in ("left", "right"):
             raise ValueError(
-                f"SessionBERT4Rec: train_regime must be 'prefix' or 'per_user', got {self.train_regime!r}"
+                f"SessionBERT4Rec: padding_side must be 'left' or 'right', got {self.padding_side!r}"
+            )
+        if self.temporal_proj_init not in ("default", "normal"):
+            raise ValueError(
+                "SessionBERT4Rec: temporal_proj_init must be 'default' or 'normal', got "
+                f"{self.temporal_proj_init!r}"
+            )
+        if self.train_regime not in ("prefix", "per_user", "window"):
+            raise ValueError(
+                "SessionBERT4Rec: train_regime must be 'prefix', 'per_user' or 'window', got "
+                f"{self.train_regime!r}"
             )
         if not 0 < self.mask_ratio <= 1:
             raise ValueError(f"SessionBERT4Rec: mask_ratio must be in (0, 1], got {self.mask_ratio}")
@@ -169,10 +181,10 @@ class SessionBERT4Rec(BERT4Rec):
             if self.max_session_segments:
                 with torch.no_grad():
                     self.segment_embedding.weight[0].zero_()
-            for layer in self.trm_encoder.layer:
-                if self.temporal_dim:
-                    # reference initialisation (PyTorch's default), not N(0, 0.02): with the
-                    # latter the temporal term would start out negligible
+            if self.temporal_dim and self.temporal_proj_init == "default":
+                # the reference's W_T: PyTorch's default initialisation (apply() above gave it
+                # N(0, initializer_range) like Q and K, which is temporal_proj_init: normal)
+                for layer in self.trm_encoder.layer:
                     layer.multi_head_attention.temporal_proj.reset_parameters()
 
     # ------------------------------------------------------------------ input layout
@@ -190,7 +202,9 @@ class SessionBERT4Rec(BERT4Rec):
         the MASK at inference, the target in the per-user regime) into the model input.
 
         Session tokens are inserted before each session (the window's first item always starts
-        one), then the newest ``L`` tokens are kept, right-padded as RecBole's BERT4Rec does.
+        one), then the newest ``L`` tokens are kept, padded on ``padding_side``: right as
+        RecBole's BERT4Rec does, or left as the reference does (the newest token is then always
+        at position ``L - 1``).
         Where the history is shorter than ``L`` nothing is dropped (RecBole's
         ``reconstruct_test_data`` drops the oldest item then; with a full history both agree).
 
@@ -231,9 +245,13 @@ class SessionBERT4Rec(BERT4Rec):
         shift = session_no if self.use_session_token else 0
         total = length + (n_sessions.squeeze(1) if self.use_session_token else 0)
         drop = (total - max_len).clamp(min=0).unsqueeze(1)
-        position = index + shift - drop  # where each event lands after insertion and cut
+        rank = index + shift - drop  # where each event lands after insertion and cut, 0-based
+        # left padding: the row ends at the last column (MASK always last, positions count
+        # back from the newest token); right padding: it starts at the first (RecBole's)
+        pad = (max_len - total).clamp(min=0).unsqueeze(1) if self.padding_side == "left" else 0
+        position = rank + pad
         dump = max_len  # an extra column that receives everything not kept
-        keep = valid & (position >= 0)
+        keep = valid & (rank >= 0)
         item_at = torch.where(keep, position, dump)
 
         tokens = items.new_zeros(batch, max_len + 1).scatter(1, item_at, items)
@@ -245,14 +263,14 @@ class SessionBERT4Rec(BERT4Rec):
             segment = (self.max_session_segments - n_sessions + session_no).clamp(min=1)
             out_segments = segment.new_zeros(batch, max_len + 1).scatter(1, item_at, segment)
         if self.use_session_token:
-            token_keep = starts & (position >= 1)
+            token_keep = starts & (rank >= 1)
             token_at = torch.where(token_keep, position - 1, dump)
             tokens = tokens.scatter(1, token_at, torch.full_like(items, self.session_token_id))
             if out_times is not None:
                 out_times = out_times.scatter(1, token_at, times)  # its session's first time
             if out_segments is not None:
                 out_segments = out_segments.scatter(1, token_at, segment)
-        last = total.clamp(max=max_len) - 1
+        last = total.clamp(max=max_len) - 1 if self.padding_side == "right" else torch.full_like(total, max_len - 1)
         tokens = tokens[:, :max_len]
         out_times = None if out_times is None else out_times[:, :max_len]
         out_segments = None if out_segments is None else out_segments[:, :max_len]
@@ -308,7 +326,7 @@ class SessionBERT4Rec(BERT4Rec):
 
     def calculate_loss(self, interaction):
         items, length, times, sessions = self._history(interaction)
-        if self.train_regime == "per_user":
+        if self.train_regime in ("per_user", "window"):
             # the training row is the user's whole training sequence: history + its target
             new = self._target(interaction, interaction[self.ITEM_ID])
             tokens, segments, times, _ = self._layout(items, length, times, sessions, *new)

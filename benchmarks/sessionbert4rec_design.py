@@ -1,0 +1,107 @@
+"""A design choice of SessionBERT4Rec measured, to pick the default of its yaml:
+``temporal_proj_init``, W_T of TAS initialised by PyTorch's default (the reference's) or by
+N(0, initializer_range) like Q and K (RecBole's initialisation of every other Linear).
+
+Every row is trained with the same budget (the yaml's recipe), data and seeds through
+``recbole_session.reproduce``'s runner (selection on valid N@10 under random-100), and compared
+by paired t-tests over test users. The table goes to
+``benchmarks/results/sessionbert4rec_design_<dataset>.md``, its narrative into
+``docs/benchmarks.md``; the last stdout line is one JSON object.
+
+    python benchmarks/sessionbert4rec_design.py --dataset ml-100k --seeds 3 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recbole_session.files import update_section, write_atomic  # noqa: E402
+from recbole_session.reproduce.runner import run_all, shared_recipe  # noqa: E402
+from recbole_session.reproduce.table2 import (  # noqa: E402
+    N_ALL,
+    cell,
+    describe_budget,
+    machine,
+    pair,
+    specs_for,
+    summarize,
+    switches,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def rows(m: int, dt: int) -> list[tuple[str, str, dict]]:
+    full = switches(1, 1, 1, m, dt)
+    return [
+        # the yaml's default (temporal_proj_init: default): the same runs as reproduce table2's full row
+        ("all switches, W_T default", "SessionBERT4Rec", full),
+        ("all switches, W_T normal", "SessionBERT4Rec", {**full, "temporal_proj_init": "normal"}),
+    ]
+
+
+# (question, row A, row B): the paired tests reported
+PAIRS = [
+    ("W_T init: normal - default", "all switches, W_T default", "all switches, W_T normal"),
+]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--regime", default=None, help="train_regime for every row (default: the yaml's)")
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--data-path", default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--work", default="/tmp/sessionbert4rec_design")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    base = {"use_gpu": False, **({"data_path": args.data_path} if args.data_path else {}),
+            **({"train_regime": args.regime} if args.regime else {})}
+    recipe, facts = shared_recipe(args.dataset, [], base)
+    seeds = list(range(1, args.seeds + 1))
+    table = rows(int(facts["max_session_segments"]), int(facts["temporal_dim"]))
+    specs = specs_for(table, args.dataset, seeds, {**base, **recipe}, [])
+    flat = [spec for row in specs.values() for spec in row]
+    paths = run_all(flat, Path(args.work), args.jobs, 1, progress=lambda line: print(line, flush=True))
+    by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}
+    summary = summarize(specs, by_label, Path(args.work).resolve(), reference=table[0][0])["rows"]
+    minutes = (time.perf_counter() - started) / 60
+    tests = {question: pair(summary, a, b) for question, a, b in PAIRS}
+    lines = [
+        f"Measured {datetime.date.today().isoformat()} by `python benchmarks/sessionbert4rec_design.py "
+        f"--dataset {args.dataset} --seeds {args.seeds} --jobs {args.jobs}` ({minutes:.0f} min wall on "
+        f"{machine()}). Budget, the same for {describe_budget(recipe, facts)}; hidden {facts['hidden_size']}, "
+        f"{facts['n_layers']} layers, L {facts['MAX_ITEM_LIST_LENGTH']}, seeds {seeds}, mean ± std.", "",
+        "| row | N@10 Ran. | N@10 Pop. | N@10 All | R@10 All | best epoch / run |", "|---|---|---|---|---|---|",
+    ]
+    for label, row in summary.items():
+        lines.append(f"| {label} | {cell(row, 'test/random100/ndcg@10')} | {cell(row, 'test/popular100/ndcg@10')} | "
+                     f"{cell(row, N_ALL)} | {cell(row, 'test/full/recall@10')} | "
+                     f"{row['best_epoch']:.0f} / {row['epochs_run']:.0f} |")
+    lines += ["", "Paired t-tests over test users (per-user N@10 All averaged over seeds):", ""]
+    lines += [f"- {q}: {t['diff']:+.4f}, p = {t['p']:.3g}" for q, t in tests.items()]
+    body = "\n".join(lines) + "\n"
+    write_atomic(RESULTS / f"sessionbert4rec_design_{args.dataset}.md",
+                 f"# SessionBERT4Rec design choices on {args.dataset}\n\n" + body)
+    update_section(DOCS, f"sessionbert4rec_design-{args.dataset}",
+                   f"### SessionBERT4Rec design choices on {args.dataset}\n\n" + body, title="# Benchmarks")
+    result = {"dataset": args.dataset, "seeds": seeds, "minutes": round(minutes, 1),
+              **{f"ndcg10_all[{label}]": round(row["mean"][N_ALL], 4) for label, row in summary.items()},
+              **{f"diff[{q}]": round(t["diff"], 4) for q, t in tests.items()},
+              **{f"p[{q}]": round(t["p"], 4) for q, t in tests.items()}}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

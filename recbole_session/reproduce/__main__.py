@@ -1,0 +1,5 @@
+import sys
+
+from recbole_session.reproduce import main
+
+sys.exit(main())
