@@ -30,7 +30,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-import recbole_session  # noqa: F401  (shims and registration, also in a fresh worker process)
 from recbole_session.build import build, count_parameters, create_dataset, make_config
 from recbole_session.evaluation import evaluate_protocols_detailed
 from recbole_session.evaluation.results import save_run_results
