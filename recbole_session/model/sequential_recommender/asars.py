@@ -72,6 +72,7 @@ from torch.nn.init import xavier_normal_, xavier_uniform_
 
 # a bad setting is the user's: one line on the command line (a ValueError, as RecBole raises)
 from recbole_session.cli import UsageError
+from recbole_session.model.layers import session_starts, valid_positions
 
 PAPER_VARIANTS = ("user_att", "user_cat", "time_att", "time_cat", "time_user")
 VARIANTS = ("plain", *PAPER_VARIANTS)
@@ -344,7 +345,7 @@ class ASARS(SequentialRecommender):
         """
         feat = dataset.inter_feat
         length = feat[self.ITEM_SEQ_LEN]
-        valid = torch.arange(feat[self.ITEM_SEQ].size(1)).unsqueeze(0) < length.unsqueeze(1)
+        valid = valid_positions(length, feat[self.ITEM_SEQ].size(1))
         user = feat[self.USER_ID]
         users = torch.cat([user.unsqueeze(1).expand_as(valid)[valid], user])
         items = torch.cat([feat[self.ITEM_SEQ][valid], feat[self.ITEM_ID]])
@@ -358,13 +359,10 @@ class ASARS(SequentialRecommender):
 
     # ------------------------------------------------------------------ forward
     def _session_starts(self, interaction, item_seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) bool: True where a session begins (position 0 always)."""
-        starts = torch.zeros_like(item_seq, dtype=torch.bool)
-        starts[:, 0] = True
-        if self.SESSION_SEQ in interaction:
-            session = interaction[self.SESSION_SEQ]
-            starts[:, 1:] = session[:, 1:] != session[:, :-1]
-        return starts
+        """(B, L) bool: True where a session begins (position 0 always, padding never)."""
+        valid = valid_positions(interaction[self.ITEM_SEQ_LEN], item_seq.size(1))
+        sessions = interaction[self.SESSION_SEQ] if self.SESSION_SEQ in interaction else None
+        return session_starts(valid, sessions)
 
     def _run_rnn(self, rnn: nn.RNNBase, x: torch.Tensor, item_seq_len: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         """RNN outputs (B, L, H). With the reset switch, every session of every sequence runs as
@@ -373,7 +371,7 @@ class ASARS(SequentialRecommender):
         if not self.reset_at_session:
             return rnn(x)[0]
         batch, length, dim = x.shape
-        valid = torch.arange(length, device=x.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
+        valid = valid_positions(item_seq_len, length)
         flat_valid = valid.reshape(-1)
         flat_starts = (starts & valid).reshape(-1)
         segment = torch.cumsum(flat_starts.long(), 0) - 1  # segment id of each flat position
@@ -404,7 +402,7 @@ class ASARS(SequentialRecommender):
         value = torch.floor(dwell[:, :-1] / self.dwell_bin_width).clamp(0, int(self.dwell_value_bins) - 1)
         bins = torch.full_like(item_seq, UNKNOWN_BIN)
         bins[:, 1:] = torch.where(starts[:, 1:], SESSION_START_BIN, value.long() + N_SPECIAL_BINS)
-        valid = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
+        valid = valid_positions(item_seq_len, item_seq.size(1))
         return bins.masked_fill(~valid, PAD_BIN)
 
     def _encode(self, interaction) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -465,7 +463,7 @@ class ASARS(SequentialRecommender):
         """(negatives (P, neg_sample_num), usable (P, neg_sample_num)) for the P positions of
         ``mask`` in row-major order, drawn from ``neg_distribution`` and never ``neg_exclude``."""
         item_seq = interaction[self.ITEM_SEQ]
-        valid = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) < interaction[self.ITEM_SEQ_LEN].unsqueeze(1)
+        valid = valid_positions(interaction[self.ITEM_SEQ_LEN], item_seq.size(1))
         batch_items = torch.cat([item_seq[valid], interaction[self.POS_ITEM_ID]])
         weights = negative_weights(self.neg_distribution, batch_items, self.n_items, self.neg_mix)
         rows, cols = mask.nonzero(as_tuple=True)  # position p is (rows[p], cols[p])

@@ -44,6 +44,8 @@ from recbole.model.layers import MultiHeadAttention
 from recbole.model.sequential_recommender.bert4rec import BERT4Rec
 from torch import nn
 
+from recbole_session.model.layers import session_starts, valid_positions
+
 
 class TemporalEncoding(nn.Module):
     r"""``TE(t) = cos(w t + b)`` with learnable ``w, b`` (dT each).
@@ -228,18 +230,15 @@ class SessionBERT4Rec(BERT4Rec):
             length = length + 1
         width = items.size(1)
         index = torch.arange(width, device=device).unsqueeze(0)
-        valid = index < length.unsqueeze(1)
+        valid = valid_positions(length, width)
 
         if self.use_sessions:
-            starts = torch.zeros_like(valid)
-            starts[:, 0] = True
-            changed = torch.zeros_like(valid[:, 1:])
-            if self.use_session_ids:
-                changed = changed | (sessions[:, 1:] != sessions[:, :-1])
-            if self.use_gap:
-                changed = changed | ((times[:, 1:] - times[:, :-1]) > self.session_gap)
-            starts[:, 1:] = changed
-            starts = starts & valid
+            starts = session_starts(
+                valid,
+                sessions if self.use_session_ids else None,
+                times,
+                self.session_gap if self.use_gap else None,
+            )
             session_no = starts.long().cumsum(1)  # 1-based session of every event
             n_sessions = session_no.gather(1, (length - 1).unsqueeze(1))  # [B 1]
         shift = session_no if self.use_session_token else 0
