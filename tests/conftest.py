@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import recbole_session  # noqa: F401  (shims and registration before any RecBole use)
 from recbole_session.convert import convert
@@ -40,3 +41,13 @@ def fast_config(atomic_root, workdir) -> dict:
         "MAX_ITEM_LIST_LENGTH": 20,
         "use_gpu": False,
     }
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests: tiny tensors gain nothing from a second one, and
+    on a machine whose cores are shared two threads that wait for each other were 30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

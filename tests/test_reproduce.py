@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from bad_input import BadInput, check
 from recbole.data import data_preparation
 from recbole.trainer import Trainer
@@ -32,12 +31,7 @@ from recbole_session.utils import create_dataset, get_model, get_trainer
 TINY = {"hidden_size": 16, "n_layers": 1, "n_heads": 2, "inner_size": 32, "MAX_ITEM_LIST_LENGTH": 20}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Passes:

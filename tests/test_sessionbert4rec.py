@@ -32,13 +32,7 @@ M, DT = 3, 4
 SWITCHES = list(itertools.product([False, True], [0, M], [0, DT]))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The machine's cores are shared: one torch thread is faster here than two fighting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -61,14 +61,6 @@ def run_config(session_root, workdir) -> dict:
     }
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors gain nothing from a second thread, and on a busy machine two threads
-    that wait for each other were 30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
