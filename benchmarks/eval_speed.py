@@ -13,13 +13,14 @@ trained model times:
 
 The last line printed is a JSON object; ``ratio`` = three protocols (cold) / RecBole uni100
 (median over ``--repeats``), ``ratio_warm`` the same with cached candidate sets.
-Results also go to ``benchmarks/results/eval_speed.json``.
+Results also go to ``benchmarks/results/eval_speed.json`` and a section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recbole_session.build import build, make_config  # noqa: E402
 from recbole_session.evaluation import evaluate_protocols  # noqa: E402
 from recbole_session.evaluation import protocols as protocols_module  # noqa: E402
-from recbole_session.files import write_atomic  # noqa: E402
+from recbole_session.files import update_section, write_atomic  # noqa: E402
 
 PAPER = ["random100", "popular100", "full"]
 
@@ -44,6 +45,9 @@ def timed(fn, repeats: int) -> tuple[float, object]:
         out = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), out
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def main() -> None:
@@ -92,6 +96,19 @@ def main() -> None:
         "ratio": round(t_cold / t_uni, 4), "ratio_warm": round(t_warm / t_uni, 4),
     }
     write_atomic(Path(args.out), json.dumps(report, indent=1) + "\n")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    update_section(DOCS, "eval_speed", "\n".join([
+        "### Evaluation: the three protocols against RecBole's `uni100` (`benchmarks/eval_speed.py`)", "",
+        f"`python benchmarks/eval_speed.py{' --quick' if args.quick else ''}`: {args.model} trained "
+        f"{args.epochs} epoch(s) on {args.dataset}, then on its test split ({report['eval_rows']} rows, "
+        f"{report['items']} items), medians of {args.repeats} run(s), {report['device']}, "
+        f"{report['torch_threads']} torch thread(s), load average {load} at the end.", "",
+        "| RecBole `uni100` s | three protocols s (candidates built) | the same, candidates cached | "
+        "RecBole `full` s | ratio (goal <= 0.2) |", "|---|---|---|---|---|",
+        f"| {t_uni:.3f} | {t_cold:.3f} | {t_warm:.3f} | {t_full:.3f} | {report['ratio']:.3f} |", "",
+        "RecBole's `uni100` copies every eval row once per candidate and scores the copies with `predict`; "
+        "the protocols score each row once with `full_sort_predict` and keep each protocol's candidates.",
+    ]), title="# Benchmarks")
     print(f"RecBole uni100 {t_uni:.3f} s | three protocols {t_cold:.3f} s (warm {t_warm:.3f} s) | "
           f"RecBole full {t_full:.3f} s")
     print(json.dumps(report))
