@@ -155,6 +155,8 @@ def test_readme_command(command, folder):
     if command in SKIPPED:
         pytest.skip(SKIPPED[command])
     proc = folder.run(command)
+    for need in NEEDS.get(command, []):
+        assert folder.done[need].returncode == 0, f"{command} uses the outputs of {need}, which failed"
     printed = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{command}\nexit code {proc.returncode}\n{printed[-3000:]}"
     kind, pattern = OUTPUT[command]
