@@ -4,7 +4,8 @@ Each :class:`BadInput` is one thing a user (or an attacker) can feed a command. 
 exit code 2, exactly one line on stderr that contains ``message`` (which names the file, line and
 field, or the option, and what was expected), no traceback, and nothing left behind in the
 case's folder but what the case itself put there. The README's troubleshooting table is made
-from these cases by :func:`markdown_table`, so the two cannot drift apart.
+from these cases by :func:`readme_section` (``python tests/bad_input.py --readme`` writes it,
+tests/test_readme.py checks it), so the two cannot drift apart.
 
 A test module lists its cases (``CASES = [BadInput(...), ...]``), parametrizes over them and calls
 :func:`check`.
@@ -132,12 +133,47 @@ def troubleshooting_table() -> str:
 
 
 def markdown_table(cases: list[BadInput]) -> str:
-    """The README's troubleshooting table: one row per case, grouped by area."""
+    """The troubleshooting table: one row per case, grouped by area."""
     rows = ["| where | what you gave | what it says (one line, exit code 2) |", "|---|---|---|"]
     for case in sorted(cases, key=lambda c: c.area):
         rows.append(f"| {case.area} | {case.input} | `{case.message}` |".replace("\n", " "))
     return "\n".join(rows)
 
 
+# the README shows at most this many cases of each area, spread over the area's list
+README_CASES_PER_AREA = 6
+README = REPO / "README.md"
+README_SECTION = "troubleshooting"  # README.md's <!-- BEGIN troubleshooting --> block
+
+
+def readme_cases(cases: list[BadInput], per_area: int = README_CASES_PER_AREA) -> list[BadInput]:
+    """A representative subset: per area, ``per_area`` cases evenly spread over its cases in
+    file order (the first and the last included), so that every kind of mistake shows."""
+    chosen: list[BadInput] = []
+    for area in sorted({case.area for case in cases}):
+        group = [case for case in cases if case.area == area]
+        if len(group) <= per_area:
+            chosen += group
+            continue
+        picks = sorted({round(i * (len(group) - 1) / (per_area - 1)) for i in range(per_area)})
+        chosen += [group[i] for i in picks]
+    return chosen
+
+
+def readme_section() -> str:
+    """The body of README.md's troubleshooting block (``python tests/bad_input.py --readme``
+    writes it there; tests/test_readme.py checks that the two are equal)."""
+    return markdown_table(readme_cases(collect_cases()))
+
+
 if __name__ == "__main__":
-    print(troubleshooting_table())
+    if sys.argv[1:] == ["--readme"]:
+        sys.path.insert(0, str(REPO))
+        from recbole_session.files import update_section
+
+        update_section(README, README_SECTION, readme_section())
+        print(f"wrote the {README_SECTION} section of {README}")
+    elif sys.argv[1:]:
+        sys.exit("usage: python tests/bad_input.py [--readme]  (prints every case; --readme rewrites README.md's table)")
+    else:
+        print(troubleshooting_table())
