@@ -202,3 +202,17 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_input(case, tmp_path, atomic_root):
     check(case, tmp_path)
+
+
+def test_table2_reads_a_renamed_dataset_from_the_callers_atomic_files(open_root, workdir):
+    """The runs train in WORK/_cwd: the default data_path and the converter's yaml of a renamed
+    dataset are the caller's (./atomic_files), not a folder of the same name there."""
+    from recbole_session.reproduce import main
+
+    (workdir / "atomic_files").mkdir()
+    (workdir / "atomic_files" / "ml-100k-open").symlink_to(open_root / "ml-100k-open")
+    out = workdir / "out"
+    assert main(["table2", "--dataset", "ml-100k-open", "--seeds", "1", "--rows", "off", "--out", str(out),
+                 "--epochs=1", "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--MAX_ITEM_LIST_LENGTH=20"]) == 0
+    assert (out / "table2_ml-100k-open.md").is_file()
+    assert not (out / "runs" / "_cwd" / "atomic_files").exists()

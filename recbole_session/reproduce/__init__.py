@@ -118,9 +118,9 @@ def config_files_for(args: argparse.Namespace, base: dict[str, Any]) -> list[str
     data_path = Path(base.get("data_path") or "atomic_files")
     written = data_path / args.dataset / f"{args.dataset}.yaml"
     if written.is_file() and not (properties_dir() / "dataset" / f"{args.dataset}.yaml").is_file():
-        files.append(str(written))
+        files.append(str(written.resolve()))
     if args.preset:
-        files.append(str(preset_file(args.preset)))
+        files.append(str(preset_file(args.preset).resolve()))
     return files
 
 
@@ -134,8 +134,8 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     if unknown:
         raise ReproduceError(f"--rows {args.rows}: unknown {', '.join(unknown)} (known: {', '.join(ROW_KEYS)})")
     base = {**overrides, "use_gpu": args.device == "cuda"}
-    if args.data_path:
-        base["data_path"] = args.data_path
+    # absolute: the runs train in WORK/_cwd, where a relative data_path would name another folder
+    base["data_path"] = str(Path(args.data_path or overrides.get("data_path") or "atomic_files").resolve())
     files = config_files_for(args, base)
     recipe, facts = shared_recipe(args.dataset, files, base)
     shared = {**base, **recipe}

@@ -33,6 +33,7 @@ import torch
 from recbole_session.build import build, count_parameters, create_dataset, make_config
 from recbole_session.evaluation import evaluate_protocols_detailed
 from recbole_session.evaluation.results import save_run_results
+from recbole_session.literals import load_yaml
 from recbole_session.lookup import get_trainer
 from recbole_session.paths import properties_dir
 from recbole_session.trainer import with_protocol_validation
@@ -61,13 +62,14 @@ class RunSpec:
     def key(self) -> str:
         """Everything that defines the row's runs but the label (a renamed row is the same row)
         and the seed (in the file name)."""
-        # the package's yaml files of this model and dataset too: a changed default is a new run
+        # the package's yaml files of this model and dataset too: a changed default is a new run,
+        # an edited comment is not (the files count by their parsed values)
         package = [properties_dir() / "overall.yaml", properties_dir() / "model" / f"{self.model}.yaml",
                    properties_dir() / "dataset" / f"{self.dataset}.yaml"]
         payload = {"model": self.model, "dataset": self.dataset,
                    "overrides": self.overrides, "shared": self.shared,
-                   "config_files": [Path(f).read_text() for f in self.config_files],
-                   "package": [f.read_text() if f.is_file() else "" for f in package]}
+                   "config_files": [load_yaml(Path(f).read_text()) for f in self.config_files],
+                   "package": [load_yaml(f.read_text()) if f.is_file() else None for f in package]}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def stem(self, work: Path) -> Path:
