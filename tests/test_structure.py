@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,27 @@ def test_the_rule_reports_a_class_that_no_lookup_would_find():
 def test_unknown_model_says_did_you_mean(name, guess):
     with pytest.raises(lookup.UnknownModelError, match=f"did you mean {guess}\\?"):
         lookup.get_model(name)
+
+
+# files of the workspace the project grew in, which a clone does not have (spelled in two parts
+# so that this file does not match itself)
+OUTSIDE = ("SPEC" + ".md", "COMMON" + ".md", "../" + "shared", "shared/" + "papers", "papers/" + "asars")
+
+
+def _tracked_text_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    files = [REPO / name for name in listed.splitlines()]
+    return [f for f in files if f.is_file() and f.suffix in (".py", ".md", ".yaml", ".yml", ".cfg", ".txt", ".toml", "")]
+
+
+def test_nothing_in_the_repo_cites_a_file_the_repo_lacks():
+    """No mention of the workspace's private files, and every relative Markdown link resolves."""
+    cited = [f"{f.relative_to(REPO)}: {word}" for f in _tracked_text_files()
+             for word in OUTSIDE if word in f.read_text(errors="replace")]
+    assert cited == []
+    broken = []
+    for doc in [f for f in _tracked_text_files() if f.suffix == ".md"]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" not in target and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(REPO)} -> {target}")
+    assert broken == []
