@@ -210,4 +210,4 @@ def markdown_table(summary: dict[str, dict], reference: str) -> str:
 def write_outputs(table_file: Path, section: str, title: str, body: str) -> None:
     """The table file under benchmarks/results/ and this script's section of docs/benchmarks.md."""
     write_atomic(table_file, f"# {title}\n\n{body.strip()}\n")
-    update_section(DOCS, section, f"## {title}\n\n{body.strip()}", title="# Benchmarks")
+    update_section(DOCS, section, f"### {title}\n\n{body.strip()}", title="# Benchmarks")
