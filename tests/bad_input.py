@@ -161,9 +161,15 @@ def readme_cases(cases: list[BadInput], per_area: int = README_CASES_PER_AREA) -
 
 
 def readme_section() -> str:
-    """The body of README.md's troubleshooting block (``python tests/bad_input.py --readme``
-    writes it there; tests/test_readme.py checks that the two are equal)."""
-    return markdown_table(readme_cases(collect_cases()))
+    """The body of README.md's troubleshooting block: a representative subset, then every case
+    folded (``python tests/bad_input.py --readme`` writes it there; tests/test_readme.py checks
+    that the two are equal)."""
+    cases = collect_cases()
+    return "\n".join([
+        markdown_table(readme_cases(cases)), "",
+        f"<details><summary>Every case the tests check ({len(cases)})</summary>", "",
+        markdown_table(cases), "", "</details>",
+    ])
 
 
 if __name__ == "__main__":
