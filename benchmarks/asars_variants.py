@@ -18,7 +18,7 @@ with the same patience, and is tested once at its best valid epoch; ASARS rows u
 (every user stays, so the test set is the same; an epoch costs less).
 Mean ± sample std over seeds; p: paired t-test against GRU4Rec on per-user values (each user's
 value averaged over seeds). Writes ``benchmarks/results/asars_variants_ml-100k[_quick].md`` and
-its section of ``docs/benchmarks.md``; the last line printed is one JSON object.
+its section of ``docs/benchmarks.md`` (named after the table file, so that runs with other budgets keep their own); the last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def main() -> None:
         spread = tu["std"]["full/mrr@20"] + gru["std"]["full/mrr@20"]
         body += ["", f"time_user - GRU4Rec, MRR@20: {diff:+.4f} (seed spread, std of both summed: {spread:.4f}); "
                  f"goal time_user >= GRU4Rec by more than the spread: {'reached' if diff > spread else 'not reached'}."]
-    shared.write_outputs(out, "asars_variants", "ASARS variants vs GRU4Rec on ml-100k (1-hour sessions)", "\n".join(body))
+    shared.write_outputs(out, out.stem, f"ASARS variants vs GRU4Rec on ml-100k (1-hour sessions), at most {epochs} epochs",
+                         "\n".join(body))
     print(f"wrote {out}")
 
     line = {"seeds": len(seeds)}
