@@ -179,6 +179,12 @@ def describe_budget(recipe: dict[str, Any], facts: dict[str, Any]) -> str:
             f"{recipe['valid_protocol'] or 'RecBole full ranking'}")
 
 
+def _resumed(payload: dict) -> str:
+    """Why the wall time is short when the command found finished runs (it did not train them)."""
+    before = payload.get("finished_before", 0)
+    return f" ({before} of its {payload['runs']} runs were already finished and not trained again)" if before else ""
+
+
 def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str) -> tuple[Path, Path]:
     """``table2_<dataset>.md`` and ``.json`` in ``out`` (atomic writes)."""
     rows, facts, recipe = payload["rows"], payload["facts"], payload["recipe"]
@@ -186,7 +192,7 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
     lines = [
         f"# Table 2 on {dataset}", "",
         f"Measured {datetime.date.today().isoformat()} by `{command}`: {payload['minutes']:.1f} min "
-        f"wall on {payload['machine']}; the runs' CPU time (one torch thread each; data, training "
+        f"wall on {payload['machine']}{_resumed(payload)}; the runs' CPU time (one torch thread each; data, training "
         f"and evaluation) sums to {payload['summary'].get('cpu_minutes', 0):.1f} min, i.e. about "
         f"{payload['summary'].get('cpu_minutes', 0) / 2:.0f} min wall on 2 idle cores with `--jobs 2`.", "",
         f"- Data: {facts['users']} users, {facts['items']} items, {facts['interactions']} interactions; "
