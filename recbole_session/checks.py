@@ -69,6 +69,7 @@ RULES: dict[str, Rule] = {
     "learning_rate": Rule(lambda v: _is_number(v) and v > 0, "a number > 0"),
     "weight_decay": Rule(lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "mask_ratio": Rule(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    "ft_ratio": Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "dropout_prob": _PROBABILITY,
     "hidden_dropout_prob": _PROBABILITY,
     "attn_dropout_prob": _PROBABILITY,

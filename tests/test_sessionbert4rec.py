@@ -405,6 +405,27 @@ def test_loss_is_ce_over_masked_positions(data):
                                    torch.nn.functional.cross_entropy(logits, labels))
 
 
+def test_ft_ratio_masks_only_each_rows_target(data):
+    """``ft_ratio`` (RecBole BERT4Rec's key): a fine-tuning batch appends each row's target and
+    masks only it, as RecBole's BERT4Rec does, so the loss is the CE of predicting the targets;
+    with ft_ratio 0 (the default, the reference's) no batch is one."""
+    config, train, _, _ = data
+    model = build(config, True, M, DT, dataset=train._dataset, ft_ratio=1.0)
+    batch = next(iter(train))
+    items, length, times, sessions = model._history(batch)
+    new = model._target(batch, batch[model.ITEM_ID])
+    tokens, segments, times, last = model._layout(items, length, times, sessions, *new)
+    masked, chosen, labels = model._mask_newest(tokens, last)
+    assert chosen.sum(1).tolist() == [1] * len(length)
+    assert torch.equal(labels, batch[model.ITEM_ID])
+    assert torch.equal(masked[~chosen], tokens[~chosen]) and (masked[chosen] == model.mask_token).all()
+    with torch.no_grad():
+        hidden = model.forward(masked, segments, times)[chosen]
+        logits = hidden @ model.item_embedding.weight[: model.n_items].t() + model.output_bias
+        torch.testing.assert_close(model.calculate_loss(batch), torch.nn.functional.cross_entropy(logits, labels))
+    assert build(config, True, M, DT, dataset=train._dataset).ft_ratio == 0.0
+
+
 @pytest.mark.parametrize("st,m,dt", SWITCHES)
 def test_all_combinations_train_through_recbole(fast_config, st, m, dt):
     """One epoch (per-user regime, one row per user) and full-ranking evaluation through

@@ -37,6 +37,7 @@ segment advances.
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import torch
@@ -113,6 +114,9 @@ class SessionBERT4Rec(BERT4Rec):
         self.temporal_dim = int(config["temporal_dim"] or 0)
         self.train_regime = config["train_regime"] or "prefix"
         self.mask_token_prob = config["mask_token_prob"]
+        # RecBole's BERT4Rec key: the share of batches whose only masked token is the row's
+        # newest item (the request-time task); the reference trains cloze only (0)
+        self.ft_ratio = float(config["ft_ratio"] or 0.0)
         self.mask_random_prob = config["mask_random_prob"]
         self.session_gap = config["session_gap"]
         self.padding_side = config["padding_side"] or "right"
@@ -133,6 +137,8 @@ class SessionBERT4Rec(BERT4Rec):
             )
         if not 0 < self.mask_ratio <= 1:
             raise ValueError(f"SessionBERT4Rec: mask_ratio must be in (0, 1], got {self.mask_ratio}")
+        if not 0 <= self.ft_ratio <= 1:
+            raise ValueError(f"SessionBERT4Rec: ft_ratio must be in [0, 1], got {self.ft_ratio}")
         if self.mask_token_prob + self.mask_random_prob > 1:
             raise ValueError("SessionBERT4Rec: mask_token_prob + mask_random_prob must be <= 1")
 
@@ -323,15 +329,23 @@ class SessionBERT4Rec(BERT4Rec):
         masked = torch.where(to_random, random_items, masked)
         return masked, chosen, tokens[chosen]
 
+    def _mask_newest(self, tokens: torch.Tensor, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """RecBole's BERT4Rec fine-tuning batch: only each row's newest token (its target, at
+        ``last``) becomes MASK. Returns what :meth:`_mask` returns."""
+        chosen = torch.zeros_like(tokens, dtype=torch.bool)
+        chosen[torch.arange(tokens.size(0), device=tokens.device), last] = True
+        return tokens.masked_fill(chosen, self.mask_token), chosen, tokens[chosen]
+
     def calculate_loss(self, interaction):
         items, length, times, sessions = self._history(interaction)
-        if self.train_regime in ("per_user", "window"):
-            # the training row is the user's whole training sequence: history + its target
+        newest_only = self.ft_ratio > 0 and random.random() < self.ft_ratio  # per batch, as RecBole
+        if self.train_regime in ("per_user", "window") or newest_only:
+            # the training row is the history + its target
             new = self._target(interaction, interaction[self.ITEM_ID])
-            tokens, segments, times, _ = self._layout(items, length, times, sessions, *new)
+            tokens, segments, times, last = self._layout(items, length, times, sessions, *new)
         else:
-            tokens, segments, times, _ = self._layout(items, length, times, sessions)
-        masked, chosen, labels = self._mask(tokens)
+            tokens, segments, times, last = self._layout(items, length, times, sessions)
+        masked, chosen, labels = self._mask_newest(tokens, last) if newest_only else self._mask(tokens)
         hidden = self.forward(masked, segments, times)[chosen]  # [N H]
         if labels.numel() == 0:  # nothing drawn in the whole batch: no signal, keep the graph
             return hidden.sum() * 0.0
