@@ -173,8 +173,8 @@ def readme_section() -> str:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))  # the test modules import ``tests.bad_input`` and the package
     if sys.argv[1:] == ["--readme"]:
-        sys.path.insert(0, str(REPO))
         from recbole_session.files import update_section
 
         update_section(README, README_SECTION, readme_section())
