@@ -102,6 +102,7 @@ OUTPUT = {
         ("file", "log/GRU4Rec/GRU4Rec-ml-100k-*.results.json"),
     "python -m recbole_session.reproduce table2 --dataset ml-100k --seeds 3 --jobs 2 --docs docs/benchmarks.md":
         ("file", "reproduce_results/table2_ml-100k.md"),
+    "python tests/bad_input.py": ("printed", r"\| where \| what you gave \|"),
 }
 
 
