@@ -89,7 +89,7 @@ def main() -> None:
         seeds = [seed for seed in seeds if seed in wanted]
     asars_set = parse_set(args.set)
     rows_per_user = shared.QUICK_ROWS if args.quick else args.rows_per_user
-    out = Path(args.out) if args.out else shared.RESULTS / f"asars_variants_ml-100k{'_quick' if args.quick else ''}.md"
+    out = Path(args.out).resolve() if args.out else shared.RESULTS / f"asars_variants_ml-100k{'_quick' if args.quick else ''}.md"
     common = {"epochs": epochs, "stopping_step": args.stopping_step, **EVAL}
 
     rows = {}
