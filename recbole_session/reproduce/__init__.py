@@ -30,7 +30,7 @@ from recbole_session.files import update_section
 from recbole_session.model.sequential_recommender.sessionbert4rec import reference_parameter_count
 from recbole_session.paths import properties_dir
 from recbole_session.reproduce import figure2, table2
-from recbole_session.reproduce.runner import results_path, run_all, shared_recipe
+from recbole_session.reproduce.runner import run_all, shared_recipe, unfinished
 from recbole_session.reproduce.table2 import COMBOS, combo_label
 
 PROG = "python -m recbole_session.reproduce"
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     flat = [spec for row in specs.values() for spec in row]
     print(f"{args.what} on {args.dataset}: {len(specs)} rows x {len(seeds)} seeds = {len(flat)} runs; "
           + table2.describe_budget(recipe, facts), flush=True)
-    finished_before = sum(results_path(spec.stem(work)).is_file() for spec in flat)
+    finished_before = len(flat) - len(unfinished(flat, work))
     paths = run_all(flat, work, args.jobs, args.threads, progress=lambda line: print(line, flush=True),
                     keep_checkpoints=args.keep_checkpoints)
     by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}

@@ -197,13 +197,19 @@ def _run(spec: RunSpec, stem: str, keep_checkpoint: bool) -> dict[str, Any]:
                                        "test_protocols")}
 
 
+def unfinished(specs: list[RunSpec], work: Path) -> list[RunSpec]:
+    """The specs whose results file is missing in ``work``: the runs :func:`run_all` trains."""
+    work = Path(work).resolve()
+    return [spec for spec in specs if not results_path(spec.stem(work)).is_file()]
+
+
 def run_all(specs: list[RunSpec], work: Path, jobs: int = 1, threads: int = 1,
             progress: Callable[[str], None] = print, keep_checkpoints: bool = False) -> list[Path]:
     """Train every spec whose results file is missing (in ``jobs`` worker processes of
     ``threads`` torch threads each); return the specs' results files, in order."""
     work = Path(work).resolve()
     paths = [results_path(spec.stem(work)) for spec in specs]
-    todo = [spec for spec, path in zip(specs, paths) if not path.is_file()]
+    todo = unfinished(specs, work)
     done = len(specs) - len(todo)
     if done:
         progress(f"{done} of {len(specs)} runs already finished in {work}: not trained again")
