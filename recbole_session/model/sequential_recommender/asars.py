@@ -451,11 +451,10 @@ class ASARS(SequentialRecommender):
         last = (item_seq_len - 1).unsqueeze(1)
         targets = torch.cat([item_seq[:, 1:], torch.zeros_like(item_seq[:, :1])], dim=1)
         targets = targets.scatter(1, last, interaction[self.POS_ITEM_ID].unsqueeze(1))
-        positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
         if self.train_regime == "window":
-            mask = positions < item_seq_len.unsqueeze(1)
+            mask = valid_positions(item_seq_len, item_seq.size(1))
         else:
-            mask = positions == last
+            mask = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0) == last
         return targets, mask
 
     def negatives(self, interaction, mask: torch.Tensor, targets: torch.Tensor,
