@@ -1,14 +1,20 @@
-"""A design choice of SessionBERT4Rec measured, to pick the default of its yaml:
-``temporal_proj_init``, W_T of TAS initialised by PyTorch's default (the reference's) or by
-N(0, initializer_range) like Q and K (RecBole's initialisation of every other Linear).
+"""Design choices of SessionBERT4Rec measured, each a ``--question``:
 
-Every row is trained with the same budget (the yaml's recipe), data and seeds through
-``recbole_session.reproduce``'s runner (selection on valid N@10 under random-100), and compared
-by paired t-tests over test users. The table goes to
-``benchmarks/results/sessionbert4rec_design_<dataset>.md``, its narrative into
+- ``init``: ``temporal_proj_init``, W_T of TAS initialised by PyTorch's default (the reference's)
+  or by N(0, initializer_range) like Q and K (RecBole's initialisation of every other Linear),
+  to pick the default of its yaml;
+- ``gap``: why RecBole's BERT4Rec trains better than "switches off" although both have the same
+  parameters and the same scores for the same weights. Switches off is run with each of
+  RecBole's BERT4Rec training differences in turn (right padding, MASK-only corruption,
+  RecBole's every-prefix rows), then with all three, next to RecBole's BERT4Rec.
+
+Every row is trained with the same budget (the yaml's recipe: the same batch, steps per epoch
+and selection), data and seeds through ``recbole_session.reproduce``'s runner (selection on valid
+N@10 under random-100), and compared by paired t-tests over test users. The table goes to
+``benchmarks/results/sessionbert4rec_<question>_<dataset>.md``, its narrative into
 ``docs/benchmarks.md``; the last stdout line is one JSON object.
 
-    python benchmarks/sessionbert4rec_design.py --dataset ml-100k --seeds 3 --jobs 2
+    python benchmarks/sessionbert4rec_design.py --question gap --dataset ml-100k --seeds 3 --jobs 2
 """
 
 from __future__ import annotations
@@ -40,7 +46,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
 
 
-def rows(m: int, dt: int) -> list[tuple[str, str, dict]]:
+OFF = "switches off"
+# RecBole's BERT4Rec: right padding, every chosen token becomes MASK, every-prefix training rows
+RIGHT = {"padding_side": "right"}
+MASK_ONLY = {"mask_token_prob": 1.0, "mask_random_prob": 0.0}
+PREFIX = {"train_regime": "prefix"}
+
+
+def init_rows(m: int, dt: int) -> list[tuple[str, str, dict]]:
     full = switches(1, 1, 1, m, dt)
     return [
         # the yaml's default (temporal_proj_init: default): the same runs as reproduce table2's full row
@@ -49,14 +62,30 @@ def rows(m: int, dt: int) -> list[tuple[str, str, dict]]:
     ]
 
 
-# (question, row A, row B): the paired tests reported
-PAIRS = [
-    ("W_T init: normal - default", "all switches, W_T default", "all switches, W_T normal"),
-]
+def gap_rows(m: int, dt: int) -> list[tuple[str, str, dict]]:
+    off = switches(0, 0, 0, m, dt)
+    return [
+        (OFF, "SessionBERT4Rec", off),  # reproduce table2's switches-off row
+        (f"{OFF}, right padding", "SessionBERT4Rec", {**off, **RIGHT}),
+        (f"{OFF}, MASK only", "SessionBERT4Rec", {**off, **MASK_ONLY}),
+        (f"{OFF}, every-prefix rows", "SessionBERT4Rec", {**off, **PREFIX}),
+        (f"{OFF}, all three", "SessionBERT4Rec", {**off, **RIGHT, **MASK_ONLY, **PREFIX}),
+        ("BERT4Rec (RecBole)", "BERT4Rec", {}),
+    ]
+
+
+# question -> (rows, [(question, row A, row B)]: the paired tests reported, B - A)
+QUESTIONS = {
+    "init": (init_rows, [("W_T init: normal - default", "all switches, W_T default", "all switches, W_T normal")]),
+    "gap": (gap_rows, [(f"{change} - {OFF}", OFF, f"{OFF}, {change}")
+                       for change in ("right padding", "MASK only", "every-prefix rows", "all three")]
+            + [(f"RecBole's BERT4Rec - {OFF}, all three", f"{OFF}, all three", "BERT4Rec (RecBole)")]),
+}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--question", choices=sorted(QUESTIONS), default="init")
     parser.add_argument("--regime", default=None, help="train_regime for every row (default: the yaml's)")
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--data-path", default=None)
@@ -69,17 +98,18 @@ def main(argv: list[str] | None = None) -> dict:
             **({"train_regime": args.regime} if args.regime else {})}
     recipe, facts = shared_recipe(args.dataset, [], base)
     seeds = list(range(1, args.seeds + 1))
-    table = rows(int(facts["max_session_segments"]), int(facts["temporal_dim"]))
+    make_rows, pairs = QUESTIONS[args.question]
+    table = make_rows(int(facts["max_session_segments"]), int(facts["temporal_dim"]))
     specs = specs_for(table, args.dataset, seeds, {**base, **recipe}, [])
     flat = [spec for row in specs.values() for spec in row]
     paths = run_all(flat, Path(args.work), args.jobs, 1, progress=lambda line: print(line, flush=True))
     by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}
     summary = summarize(specs, by_label, Path(args.work).resolve(), reference=table[0][0])["rows"]
     minutes = (time.perf_counter() - started) / 60
-    tests = {question: pair(summary, a, b) for question, a, b in PAIRS}
+    tests = {question: pair(summary, a, b) for question, a, b in pairs}
     lines = [
         f"Measured {datetime.date.today().isoformat()} by `python benchmarks/sessionbert4rec_design.py "
-        f"--dataset {args.dataset} --seeds {args.seeds} --jobs {args.jobs}` ({minutes:.0f} min wall on "
+        f"--question {args.question} --dataset {args.dataset} --seeds {args.seeds} --jobs {args.jobs}` ({minutes:.0f} min wall on "
         f"{machine()}). Budget, the same for {describe_budget(recipe, facts)}; hidden {facts['hidden_size']}, "
         f"{facts['n_layers']} layers, L {facts['MAX_ITEM_LIST_LENGTH']}, seeds {seeds}, mean ± std.", "",
         "| row | N@10 Ran. | N@10 Pop. | N@10 All | R@10 All | best epoch / run |", "|---|---|---|---|---|---|",
@@ -91,11 +121,11 @@ def main(argv: list[str] | None = None) -> dict:
     lines += ["", "Paired t-tests over test users (per-user N@10 All averaged over seeds):", ""]
     lines += [f"- {q}: {t['diff']:+.4f}, p = {t['p']:.3g}" for q, t in tests.items()]
     body = "\n".join(lines) + "\n"
-    write_atomic(RESULTS / f"sessionbert4rec_design_{args.dataset}.md",
-                 f"# SessionBERT4Rec design choices on {args.dataset}\n\n" + body)
-    update_section(DOCS, f"sessionbert4rec_design-{args.dataset}",
-                   f"### SessionBERT4Rec design choices on {args.dataset}\n\n" + body, title="# Benchmarks")
-    result = {"dataset": args.dataset, "seeds": seeds, "minutes": round(minutes, 1),
+    title = f"SessionBERT4Rec design question '{args.question}' on {args.dataset}"
+    write_atomic(RESULTS / f"sessionbert4rec_{args.question}_{args.dataset}.md", f"# {title}\n\n" + body)
+    update_section(DOCS, f"sessionbert4rec_{args.question}-{args.dataset}", f"### {title}\n\n" + body,
+                   title="# Benchmarks")
+    result = {"question": args.question, "dataset": args.dataset, "seeds": seeds, "minutes": round(minutes, 1),
               **{f"ndcg10_all[{label}]": round(row["mean"][N_ALL], 4) for label, row in summary.items()},
               **{f"diff[{q}]": round(t["diff"], 4) for q, t in tests.items()},
               **{f"p[{q}]": round(t["p"], 4) for q, t in tests.items()}}
