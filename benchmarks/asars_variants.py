@@ -137,8 +137,10 @@ def main() -> None:
         spread = tu["std"]["full/mrr@20"] + gru["std"]["full/mrr@20"]
         body += ["", f"time_user - GRU4Rec, MRR@20: {diff:+.4f} (seed spread, std of both summed: {spread:.4f}); "
                  f"goal time_user >= GRU4Rec by more than the spread: {'reached' if diff > spread else 'not reached'}."]
-    shared.write_outputs(out, out.stem, f"ASARS variants vs GRU4Rec on ml-100k (1-hour sessions), at most {epochs} epochs",
-                         "\n".join(body))
+    # the ASARS overrides in the title: the sections of several --set runs must be told apart
+    title = (f"ASARS variants vs GRU4Rec on ml-100k (1-hour sessions), at most {epochs} epochs"
+             + (f", ASARS with {' '.join(args.set)}" if args.set else ""))
+    shared.write_outputs(out, out.stem, title, "\n".join(body))
     print(f"wrote {out}")
 
     line = {"seeds": len(seeds)}
