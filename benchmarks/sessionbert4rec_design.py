@@ -6,7 +6,8 @@
 - ``gap``: why RecBole's BERT4Rec trains better than "switches off" although both have the same
   parameters and the same scores for the same weights. Switches off is run with each of
   RecBole's BERT4Rec training differences in turn (right padding, MASK-only corruption,
-  RecBole's every-prefix rows), then with all three, next to RecBole's BERT4Rec.
+  RecBole's every-prefix rows), then with all three, next to RecBole's BERT4Rec; and all three
+  switches on every-prefix rows.
 
 Every row is trained with the same budget (the yaml's recipe: the same batch, steps per epoch
 and selection), data and seeds through ``recbole_session.reproduce``'s runner (selection on valid
@@ -71,6 +72,8 @@ def gap_rows(m: int, dt: int) -> list[tuple[str, str, dict]]:
         (f"{OFF}, every-prefix rows", "SessionBERT4Rec", {**off, **PREFIX}),
         (f"{OFF}, all three", "SessionBERT4Rec", {**off, **RIGHT, **MASK_ONLY, **PREFIX}),
         ("BERT4Rec (RecBole)", "BERT4Rec", {}),
+        # would the session additions, trained on RecBole's rows, beat RecBole's BERT4Rec?
+        ("all switches, every-prefix rows", "SessionBERT4Rec", {**switches(1, 1, 1, m, dt), **PREFIX}),
     ]
 
 
@@ -79,7 +82,11 @@ QUESTIONS = {
     "init": (init_rows, [("W_T init: normal - default", "all switches, W_T default", "all switches, W_T normal")]),
     "gap": (gap_rows, [(f"{change} - {OFF}", OFF, f"{OFF}, {change}")
                        for change in ("right padding", "MASK only", "every-prefix rows", "all three")]
-            + [(f"RecBole's BERT4Rec - {OFF}, all three", f"{OFF}, all three", "BERT4Rec (RecBole)")]),
+            + [(f"RecBole's BERT4Rec - {OFF}, all three", f"{OFF}, all three", "BERT4Rec (RecBole)"),
+               (f"all switches - {OFF}, both on every-prefix rows", f"{OFF}, every-prefix rows",
+                "all switches, every-prefix rows"),
+               ("all switches on every-prefix rows - RecBole's BERT4Rec", "BERT4Rec (RecBole)",
+                "all switches, every-prefix rows")]),
 }
 
 
