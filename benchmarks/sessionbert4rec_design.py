@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_session.files import update_section, write_atomic  # noqa: E402
-from recbole_session.reproduce.runner import run_all, shared_recipe  # noqa: E402
+from recbole_session.reproduce.runner import run_all, shared_recipe, unfinished  # noqa: E402
 from recbole_session.reproduce.table2 import (  # noqa: E402
     N_ALL,
     cell,
@@ -109,15 +109,21 @@ def main(argv: list[str] | None = None) -> dict:
     table = make_rows(int(facts["max_session_segments"]), int(facts["temporal_dim"]))
     specs = specs_for(table, args.dataset, seeds, {**base, **recipe}, [])
     flat = [spec for row in specs.values() for spec in row]
+    finished_before = len(flat) - len(unfinished(flat, Path(args.work)))
     paths = run_all(flat, Path(args.work), args.jobs, 1, progress=lambda line: print(line, flush=True))
     by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}
-    summary = summarize(specs, by_label, Path(args.work).resolve(), reference=table[0][0])["rows"]
+    summarized = summarize(specs, by_label, Path(args.work).resolve(), reference=table[0][0])
+    summary = summarized["rows"]
     minutes = (time.perf_counter() - started) / 60
     tests = {question: pair(summary, a, b) for question, a, b in pairs}
     lines = [
         f"Measured {datetime.date.today().isoformat()} by `python benchmarks/sessionbert4rec_design.py "
         f"--question {args.question} --dataset {args.dataset} --seeds {args.seeds} --jobs {args.jobs}` ({minutes:.0f} min wall on "
-        f"{machine()}). Budget, the same for {describe_budget(recipe, facts)}; hidden {facts['hidden_size']}, "
+        f"{machine()}"
+        # a resumed command's wall time covers only the runs it trained; the runs' CPU time covers all
+        + (f"; {finished_before} of its {len(flat)} runs were already finished and not trained again"
+           if finished_before else "")
+        + f"; the runs' CPU time sums to {summarized['cpu_minutes']:.0f} min). Budget, the same for {describe_budget(recipe, facts)}; hidden {facts['hidden_size']}, "
         f"{facts['n_layers']} layers, L {facts['MAX_ITEM_LIST_LENGTH']}, seeds {seeds}, mean ± std.", "",
         "| row | N@10 Ran. | N@10 Pop. | N@10 All | R@10 All | best epoch / run |", "|---|---|---|---|---|---|",
     ]
