@@ -16,7 +16,9 @@ Peak memory: each model is also built and trained for one epoch in a fresh proce
 resident set size (``peak_rss_mb``) and resident size before the epoch (``rss_built_mb``: data,
 loaders and model) are reported, so that the epoch's own peak is ``peak_rss_mb - rss_built_mb``.
 
-The last line printed is one JSON object with both ratios, the medians and the memory figures.
+The table goes to ``benchmarks/results/train_speed_<dataset>.md`` and its section of
+``docs/benchmarks.md``; the last line printed is one JSON object with both ratios, the medians
+and the memory figures.
 
     python benchmarks/train_speed.py                  # ml-100k, 3 repetitions
     python benchmarks/train_speed.py --quick          # 1 repetition, max length 20
@@ -39,6 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import recbole_session  # noqa: E402,F401  (shims and registration)
 from recbole_session.build import build, make_config  # noqa: E402
+from recbole_session.files import update_section, write_atomic  # noqa: E402
+from recbole_session.reproduce.table2 import machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 VARIANTS = {
     "BERT4Rec": ("BERT4Rec", {}),
@@ -136,8 +142,34 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "device": str(trainer.config["device"]),
     }
+    write_report(result, argv if argv is not None else sys.argv[1:])
     print(json.dumps(result))
     return result
+
+
+def write_report(result: dict, argv: list[str]) -> None:
+    """The table file and this script's section of docs/benchmarks.md."""
+    rows = [f"| {name} | {result['epoch_s'][name]:.2f} | {result['epoch_cpu_s'][name]:.2f} | "
+            f"{result['rss_built_mb'][name]} | {result['peak_rss_mb'][name]} |" for name in VARIANTS]
+    body = "\n".join([
+        "`" + " ".join(["python benchmarks/train_speed.py", *argv]) + "`",
+        "",
+        f"One epoch of RecBole's `Trainer._train_epoch` on {result['dataset']}'s every-prefix rows "
+        f"({result['train_rows']} rows, batch {result['batch_size']}, max length {result['max_len']}, hidden "
+        f"{result['hidden_size']}, {result['n_layers']} layers), {result['threads']} torch thread(s) on "
+        f"{result['device']}, median of {result['reps']} timed epochs after a warm-up, the models in "
+        f"rotating order; memory from one epoch in a fresh process per model. {machine()}.",
+        "",
+        "| model | epoch s (wall) | epoch s (CPU) | RSS built, MB | peak RSS, MB |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        f"All switches / BERT4Rec: {result['ratio']} wall, {result['ratio_cpu']} CPU (bar <= 1.10); switches off / "
+        f"BERT4Rec: {result['ratio_off']} wall, {result['ratio_off_cpu']} CPU (bar <= 1.02).",
+    ])
+    title = f"SessionBERT4Rec training speed and memory against RecBole's BERT4Rec ({result['dataset']})"
+    write_atomic(ROOT / "benchmarks" / "results" / f"train_speed_{result['dataset']}.md", f"# {title}\n\n{body}\n")
+    update_section(ROOT / "docs" / "benchmarks.md", "train_speed", f"### {title}\n\n{body}", title="# Benchmarks")
 
 
 if __name__ == "__main__":
