@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole_session.files import atomic_path, write_atomic
-from recbole_session.reproduce.table2 import HEADERS, switches
+from recbole_session.reproduce.table2 import HEADERS, cost_note, switches
 
 PROTOCOL_NAMES = {"random100": "random-100", "popular100": "popular-100", "full": "all items"}
 
@@ -67,7 +67,7 @@ def write_outputs(out: Path, dataset: str, rows: dict[str, Any], grid: list[tupl
     plot(rows, sweeps, png, f"SessionBERT4Rec (ST + SSE + TAS) on {dataset}, seeds {payload['seeds']}")
     lines = [f"# Figure 2 on {dataset}", "",
              f"Measured {datetime.date.today().isoformat()} by `{command}`: {payload['minutes']:.1f} min "
-             f"wall on {payload['machine']}. Budget: {budget}. Seeds {payload['seeds']}; mean ± sample std.", "",
+             f"wall on {payload['machine']}{cost_note(payload)}. Budget: {budget}. Seeds {payload['seeds']}; mean ± sample std.", "",
              f"![figure 2]({png.name})", "",
              "| m | dT | #params | N@10 Ran. | N@10 Pop. | N@10 All | best epoch |", "|---|---|---|---|---|---|---|"]
     for label, _, overrides in grid:

@@ -179,10 +179,14 @@ def describe_budget(recipe: dict[str, Any], facts: dict[str, Any]) -> str:
             f"{recipe['valid_protocol'] or 'RecBole full ranking'}")
 
 
-def _resumed(payload: dict) -> str:
-    """Why the wall time is short when the command found finished runs (it did not train them)."""
+def cost_note(payload: dict) -> str:
+    """After the wall time: the runs the command found finished (why the wall time can be short)
+    and the CPU time of all the runs (what the table costs on idle cores)."""
     before = payload.get("finished_before", 0)
-    return f" ({before} of its {payload['runs']} runs were already finished and not trained again)" if before else ""
+    cpu = payload["summary"].get("cpu_minutes", 0)
+    return ((f" ({before} of its {payload['runs']} runs were already finished and not trained again)" if before else "")
+            + f"; the runs' CPU time (one torch thread each; data, training and evaluation) sums to {cpu:.1f} min, "
+            f"i.e. about {cpu / 2:.0f} min wall on 2 idle cores with `--jobs 2`")
 
 
 def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str) -> tuple[Path, Path]:
@@ -192,9 +196,7 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
     lines = [
         f"# Table 2 on {dataset}", "",
         f"Measured {datetime.date.today().isoformat()} by `{command}`: {payload['minutes']:.1f} min "
-        f"wall on {payload['machine']}{_resumed(payload)}; the runs' CPU time (one torch thread each; data, training "
-        f"and evaluation) sums to {payload['summary'].get('cpu_minutes', 0):.1f} min, i.e. about "
-        f"{payload['summary'].get('cpu_minutes', 0) / 2:.0f} min wall on 2 idle cores with `--jobs 2`.", "",
+        f"wall on {payload['machine']}{cost_note(payload)}.", "",
         f"- Data: {facts['users']} users, {facts['items']} items, {facts['interactions']} interactions; "
         f"{payload['summary'].get('test_users', '?')} test users (one hit moves R@10 by "
         f"{1 / max(1, payload['summary'].get('test_users', 1)):.4f}), "
