@@ -64,6 +64,13 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (Linux ``VmHWM``, of this process's own memory), in MB."""
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024  # kB
+
+
 def memory_of(name: str, dataset: str, overrides: dict, threads: int) -> dict:
     """Build ``name`` and train one epoch in this (fresh) process: RSS before, peak RSS."""
     torch.set_num_threads(threads)
@@ -71,8 +78,9 @@ def memory_of(name: str, dataset: str, overrides: dict, threads: int) -> dict:
     trainer, train = trainer_and_data(model, dataset, {**overrides, **extra})
     built = rss_mb()
     trainer._train_epoch(train, 0, show_progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    return {"rss_built_mb": round(built), "peak_rss_mb": round(peak)}
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec, so a spawned worker
+    # would report the parent's peak (the timing loop's three trainers), the same for every model
+    return {"rss_built_mb": round(built), "peak_rss_mb": round(peak_rss_mb())}
 
 
 def main(argv: list[str] | None = None) -> dict:
