@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import io
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` of a child the test interrupts with SIGINT. A shell's background job starts
+    with SIGINT ignored and Python keeps an inherited SIG_IGN, so without this the child would not
+    see the Ctrl+C the test sends when the suite itself runs as a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass(frozen=True)

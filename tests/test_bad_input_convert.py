@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from recbole_session.convert import RECIPES, Download, convert, recipe_names
-from tests.bad_input import REPO, BadInput, check
+from tests.bad_input import REPO, BadInput, check, sigint_default
 from tests.test_convert_download import serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
@@ -349,7 +349,7 @@ def start_and_wait_for_staging(raw: Path, out: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "recbole_session.convert", "ml-1m", "--raw", str(raw), "--out",
                              str(out), "--quiet", "--max-user-inter", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=sigint_default)
     deadline = time.monotonic() + 300
     while not staging(out):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bad_input import REPO, BadInput, check, troubleshooting_table
+from bad_input import REPO, BadInput, check, sigint_default, troubleshooting_table
 
 from recbole_session import checkpoint
 from recbole_session.build import make_config
@@ -322,7 +322,7 @@ def test_ctrl_c_during_training_names_the_best_checkpoint_and_how_to_evaluate_it
            "--epochs=200", "--embedding_size=8", "--hidden_size=8", "--train_batch_size=512",
            "--eval_protocols=[]", "--show_progress=False", "--state=INFO", f"--data_path={atomic_root}"]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=sigint_default)
     seen = []
     for line in proc.stdout:
         seen.append(line)

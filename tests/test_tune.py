@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bad_input import sigint_default
 
 from recbole_session.quick_start import UsageError
 from recbole_session.tune import (
@@ -235,7 +236,8 @@ def search(ray_address, search_dir, tiny) -> Search:
     cmd = [sys.executable, "-m", "recbole_session.tune", "--model=GRU4Rec", "--dataset=ml-100k",
            "--space", str(space), "--output", str(out), "--address", ray_address,
            "--max-concurrent", "1", "--verbose", "0", *[f"--{k}={v}" for k, v in tiny.items()]]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=sigint_default)
     deadline = time.time() + 300
     while not _finished_trials(out / "ray" / "search"):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
