@@ -34,6 +34,7 @@ from recbole_session.reproduce.runner import run_all, shared_recipe, unfinished 
 from recbole_session.reproduce.table2 import (  # noqa: E402
     N_ALL,
     cell,
+    cost_note,
     describe_budget,
     machine,
     pair,
@@ -121,9 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"--question {args.question} --dataset {args.dataset} --seeds {args.seeds} --jobs {args.jobs}` ({minutes:.0f} min wall on "
         f"{machine()}"
         # a resumed command's wall time covers only the runs it trained; the runs' CPU time covers all
-        + (f"; {finished_before} of its {len(flat)} runs were already finished and not trained again"
-           if finished_before else "")
-        + f"; the runs' CPU time sums to {summarized['cpu_minutes']:.0f} min). Budget, the same for {describe_budget(recipe, facts)}; hidden {facts['hidden_size']}, "
+        + cost_note({"finished_before": finished_before, "runs": len(flat), "summary": summarized})
+        + f"). Budget, the same for {describe_budget(recipe, facts)}; hidden {facts['hidden_size']}, "
         f"{facts['n_layers']} layers, L {facts['MAX_ITEM_LIST_LENGTH']}, seeds {seeds}, mean ± std.", "",
         "| row | N@10 Ran. | N@10 Pop. | N@10 All | R@10 All | best epoch / run |", "|---|---|---|---|---|---|",
     ]
