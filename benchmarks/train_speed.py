@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, default=3, help="timed epochs per model")
     parser.add_argument("--max-len", type=int, default=None, help="MAX_ITEM_LIST_LENGTH (default: dataset yaml)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the cores are shared)")
+    parser.add_argument("--batch", type=int, default=2048, help="train_batch_size of every model (RecBole's default)")
     parser.add_argument("--gpu", action="store_true", help="use the GPU if there is one")
     parser.add_argument("--quick", action="store_true", help="1 repetition, max length 20")
     args = parser.parse_args(argv)
@@ -97,7 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
         args.reps, args.max_len = 1, args.max_len or 20
     torch.set_num_threads(args.threads)
 
-    common = {"state": "WARNING", "show_progress": False, "use_gpu": args.gpu, "train_regime": "prefix"}
+    # the same rows and batches for every model: RecBole's prefix rows, one whole pass per epoch
+    # (SessionBERT4Rec's yaml trains 10-step epochs of batch 128; RecBole's BERT4Rec 2048)
+    common = {"state": "WARNING", "show_progress": False, "use_gpu": args.gpu, "train_regime": "prefix",
+              "train_batch_size": args.batch, "epoch_steps": 0}
     if args.data_path:
         common["data_path"] = args.data_path
     if args.max_len:

@@ -113,8 +113,9 @@ def _prepare(config, dataset):
         config["dataloaders_save_path"] = saved
 
 
-def _warn_few_steps(config, train_data) -> None:
-    steps = len(train_data)
+def _warn_few_steps(config, train_data, epoch_steps: int = 0) -> None:
+    # a trainer with epoch_steps (ProtocolValidation) takes that many steps whatever the pass
+    steps = epoch_steps or len(train_data)
     if steps < MIN_STEPS_PER_EPOCH:
         rows = len(train_data.dataset)
         getLogger().warning(
@@ -138,12 +139,12 @@ def build(config: Config, dataset: Any = None, *, trainer: bool = True, convert:
     logger.info(dataset)
     logger.info(counts_line(config, dataset))
     train_data, valid_data, test_data = _prepare(config, dataset)
-    if trainer:
-        _warn_few_steps(config, train_data)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = lookup.get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     built_trainer = lookup.get_trainer(config["MODEL_TYPE"], config["model"])(config, model) if trainer else None
+    if trainer:
+        _warn_few_steps(config, train_data, getattr(built_trainer, "epoch_steps", 0))
     return Built(config, dataset, train_data, valid_data, test_data, model, built_trainer)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import struct
 from pathlib import Path
@@ -18,6 +19,7 @@ from recbole.data import data_preparation
 from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
+from recbole_session.build import build
 from recbole_session.convert import convert
 from recbole_session.evaluation import evaluate_protocols
 from recbole_session.paths import properties_dir
@@ -86,14 +88,37 @@ def test_protocol_validation_and_epoch_steps_on_recbole_sasrec(fast_config):
     assert again == pytest.approx(trainer.best_valid_score, abs=1e-4)
 
 
-def test_sessionbert4rec_trainer_and_window_batch_rule(fast_config):
-    config = make_config("SessionBERT4Rec", "ml-100k", config_dict={**fast_config, **TINY})
+def test_sessionbert4rec_default_recipe_and_window_batch_rule(fast_config):
+    """The default: RecBole's every-prefix rows, epochs of 10 steps of the reference's batch 128.
+    The window regime: ``batches_per_epoch`` sets the batch so that one pass is 10 steps."""
+    yaml_batch = {k: v for k, v in fast_config.items() if k != "train_batch_size"}
+    config = make_config("SessionBERT4Rec", "ml-100k", config_dict={**yaml_batch, **TINY})
     assert get_trainer(config["MODEL_TYPE"], "SessionBERT4Rec") is SessionBERT4RecTrainer
-    assert config["valid_protocol"] == "random100" and config["train_regime"] == "window"
-    _, train, _, _ = loaders(config)
+    assert config["valid_protocol"] == "random100" and config["train_regime"] == "prefix"
+    assert (config["train_batch_size"], config["epoch_steps"]) == (128, 10)
+    dataset, train, _, _ = loaders(config)
+    # one row per training target: every interaction but each user's valid and test ones
+    assert len(train.dataset) == dataset.inter_num - 2 * (dataset.user_num - 1)
+    assert config["train_batch_size"] == 128 and len(train) > config["epoch_steps"]
+
+    window = make_config("SessionBERT4Rec", "ml-100k", config_dict={**yaml_batch, **TINY, "train_regime": "window"})
+    _, train, _, _ = loaders(window)
     rows = len(train.dataset)
-    assert config["train_batch_size"] == math.ceil(rows / config["batches_per_epoch"])
-    assert len(train) == config["batches_per_epoch"] == 10
+    assert window["train_batch_size"] == math.ceil(rows / window["batches_per_epoch"])
+    assert len(train) == window["batches_per_epoch"] == window["epoch_steps"] == 10
+
+
+def test_few_steps_warning_counts_the_trainers_epoch_steps(fast_config, caplog):
+    """A batch larger than the data is worth a warning only when an epoch is one pass: with
+    ``epoch_steps`` the trainer takes that many steps whatever the batch."""
+    config = {**fast_config, **TINY, "train_batch_size": 4096, "state": "INFO"}
+    with caplog.at_level(logging.INFO):
+        build(make_config("SessionBERT4Rec", "ml-100k", config_dict={**config, "epoch_steps": 0}))
+    assert "train_batch_size=4096 gives 5 optimizer step(s) per epoch" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        build(make_config("SessionBERT4Rec", "ml-100k", config_dict={**config, "epoch_steps": 10}))
+    assert "optimizer step(s) per epoch" not in caplog.text
 
 
 def test_paper_preset_configures_every_model():
@@ -102,6 +127,8 @@ def test_paper_preset_configures_every_model():
         config = make_config(model, "ml-100k", [str(preset)], {"use_gpu": False})
         assert (config["hidden_size"], config["n_layers"], config["MAX_ITEM_LIST_LENGTH"],
                 config["epochs"], config["train_batch_size"]) == (256, 4, 200, 800, 128)
+        # the reference's recipe: one pass of its per-user windows per epoch
+        assert (config["train_regime"], config["epoch_steps"]) == ("window", 0)
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +165,10 @@ def test_table2_runs_once_and_resumes(atomic_root, tmp_path):
     specs, facts = small_specs(atomic_root, work)
     assert facts["users"] == 173
     flat = [spec for row in specs.values() for spec in row]
-    # window regime at L 20: every training interaction once, in more rows than users
-    assert facts["train_rows"] > facts["users"]
-    assert flat[0].shared["epoch_steps"] == 10
-    assert flat[0].shared["train_batch_size"] == math.ceil(facts["train_rows"] / 10)
+    # the default recipe for every row: prefix rows, epochs of 10 steps of batch 128
+    assert facts["train_regime"] == "prefix" and facts["train_rows"] > 100 * facts["users"]
+    assert (flat[0].shared["epoch_steps"], flat[0].shared["train_batch_size"]) == (10, 128)
+    assert all(spec.shared == flat[0].shared for spec in flat)
     lines: list[str] = []
     paths = run_all(flat, work, jobs=1, progress=lines.append)
     assert len(lines) == 3 and all("test N@10 all" in line for line in lines)

@@ -124,8 +124,9 @@ def shared_recipe(dataset: str, config_files: list[str], base: dict[str, Any]) -
     batch = int(config["train_batch_size"])
     per_row = config["train_regime"] in ("per_user", "window")
     recipe = {key: config[key] for key in TRAIN_KEYS}
-    recipe.update(train_batch_size=batch, batches_per_epoch=0,
-                  epoch_steps=math.ceil(rows / batch) if per_row else 0)
+    # prefix regime: RecBole's rows, epochs of the config's epoch_steps (0: one whole pass)
+    steps = math.ceil(rows / batch) if per_row else int(config["epoch_steps"] or 0)
+    recipe.update(train_batch_size=batch, batches_per_epoch=0, epoch_steps=steps)
     facts = {"users": users, "train_rows": rows, "items": data.item_num - 1, "interactions": data.inter_num,
              **{key: config[key] for key in SIZE_KEYS}}
     return recipe, facts
