@@ -191,6 +191,17 @@ def test_table2_runs_once_and_resumes(atomic_root, tmp_path):
     sasrec = rows[table2.SASREC]
     assert sasrec["mean"]["test/full/ndcg@10"] == pytest.approx(run["test_protocols"]["full/ndcg@10"])
     assert rows["+ ST + SSE"]["n_params"] - rows[table2.OFF]["n_params"] == 16 + 3 * 16
+    # the claims, on every protocol: differences of the rows' means, no verdict from one seed
+    claim = table2.claims(rows)
+    assert claim["best_row"] == "+ ST + SSE"  # switches off is never a candidate
+    versus = claim["best_vs_sasrec"]
+    assert set(versus["protocols"]) == set(table2.PROTOCOLS) and "full_vs_off" not in claim
+    for protocol, verdict in versus["protocols"].items():
+        key = f"test/{protocol}/ndcg@10"
+        # the paired difference of per-user values; the rows' means are rounded to 4 decimals
+        assert verdict["diff"] == pytest.approx(rows["+ ST + SSE"]["mean"][key] - sasrec["mean"][key], abs=2e-4)
+        assert verdict["holds"] is None
+    assert versus["diff"] == versus["protocols"]["full"]["diff"]
 
 
 def test_figure2_plot_is_a_png(tmp_path):

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}
     summary = table2.summarize(specs, by_label, work)
     payload = {"what": args.what, "dataset": args.dataset, "seeds": seeds, "recipe": recipe, "facts": facts,
-               "m": m, "dt": dt, "command": command, "machine": table2.machine(),
+               "m": m, "dt": dt, "command": command, "machine": table2.machine(args.device),
                "minutes": (time.perf_counter() - started) / 60, "rows": summary["rows"],
                "runs": len(flat), "finished_before": finished_before,
                "summary": {k: v for k, v in summary.items() if k != "rows"}}
