@@ -112,11 +112,11 @@ def new_session_users(test_data: Any, config: Any) -> list[str]:
 
 def shared_recipe(dataset: str, config_files: list[str], base: dict[str, Any]) -> tuple[dict, dict]:
     """The training recipe of SessionBERT4Rec (its yaml, or a preset among ``config_files``)
-    for every row, with the batch it gives on this dataset (``batches_per_epoch``) and
-    ``epoch_steps`` = the steps of one of its epochs (per-user or window regime), so that rows
-    whose models train on other rows (RecBole's every-prefix rows) make the same steps of the
-    same batch size between validations. Also returns the dataset's size and SessionBERT4Rec's
-    sizes, for the table's notes."""
+    for every row: its batch and ``epoch_steps`` (in the per-user and window regimes, the batch
+    ``batches_per_epoch`` gives on this dataset and the steps of one pass over its rows), so that
+    rows whose models train on other rows make the same steps of the same batch size between
+    validations. Also returns the dataset's size and SessionBERT4Rec's sizes, for the table's
+    notes."""
     config = make_config("SessionBERT4Rec", dataset, config_files or None, base)
     data = create_dataset(config)
     users = data.user_num - 1
