@@ -104,6 +104,23 @@ def test_paper_table2_parameter_column():
         assert got == column
 
 
+def test_feed_forward_gelu_is_recboles_function_in_one_kernel(data):
+    """The feed-forward activation is torch's gelu (autograd keeps one tensor, not three of the
+    layer's inner size): the same function as RecBole's ``FeedForward.gelu``, values and
+    gradients."""
+    config, train, _, _ = data
+    model = build(config, True, M, DT, dataset=train._dataset)
+    for layer in model.trm_encoder.layer:
+        assert layer.feed_forward.intermediate_act_fn is torch.nn.functional.gelu
+    recbole_gelu = model.trm_encoder.layer[0].feed_forward.gelu
+    x = torch.linspace(-6, 6, 1001, dtype=torch.float32, requires_grad=True)
+    y = x.detach().clone().requires_grad_()
+    torch.testing.assert_close(torch.nn.functional.gelu(x), recbole_gelu(y))
+    torch.nn.functional.gelu(x).sum().backward()
+    recbole_gelu(y).sum().backward()
+    torch.testing.assert_close(x.grad, y.grad)
+
+
 def test_switches_off_is_recbole_bert4rec(data):
     config, train, _, test = data
     theirs = BERT4Rec(config, train._dataset).eval()

@@ -184,6 +184,13 @@ class SessionBERT4Rec(BERT4Rec):
                     self.attn_dropout_prob, self.layer_norm_eps, self.temporal_dim,
                 )
 
+        if config["hidden_act"] == "gelu":
+            # RecBole's FeedForward computes gelu as x * 0.5 * (1 + erf(x / sqrt(2))), five tensors
+            # of [B, L, inner] of which autograd keeps three; torch's gelu is the same function in
+            # one kernel that keeps its input only (about 0.6 GB less at batch 2048 on ml-100k)
+            for layer in self.trm_encoder.layer:
+                layer.feed_forward.intermediate_act_fn = nn.functional.gelu
+
         if self.use_session_token or self.max_session_segments or self.temporal_dim:
             self.apply(self._init_weights)
             if self.max_session_segments:
@@ -294,7 +301,8 @@ class SessionBERT4Rec(BERT4Rec):
         return item, time, session
 
     # ------------------------------------------------------------------ network
-    def forward(self, item_seq, segments=None, times=None):
+    def encode(self, item_seq, segments=None, times=None):
+        """The Transformer's output at every position [B L H], before the output head."""
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
         position_ids = position_ids.unsqueeze(0).expand_as(item_seq)
         input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)
@@ -310,7 +318,15 @@ class SessionBERT4Rec(BERT4Rec):
                 hidden = layer.feed_forward(hidden)
         else:
             hidden = self.trm_encoder(input_emb, attention_mask, output_all_encoded_layers=True)[-1]
-        return self.output_ln(self.output_gelu(self.output_ffn(hidden)))  # [B L H]
+        return hidden
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """BERT4Rec's output head (Linear, GELU, LayerNorm), position by position: applied only
+        where a prediction is read (the masked positions, the request's MASK)."""
+        return self.output_ln(self.output_gelu(self.output_ffn(hidden)))
+
+    def forward(self, item_seq, segments=None, times=None):
+        return self.head(self.encode(item_seq, segments, times))  # [B L H]
 
     def _mask(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Cloze masking of the item tokens (never padding, MASK or session tokens): each is
@@ -346,7 +362,7 @@ class SessionBERT4Rec(BERT4Rec):
         else:
             tokens, segments, times, last = self._layout(items, length, times, sessions)
         masked, chosen, labels = self._mask_newest(tokens, last) if newest_only else self._mask(tokens)
-        hidden = self.forward(masked, segments, times)[chosen]  # [N H]
+        hidden = self.head(self.encode(masked, segments, times)[chosen])  # [N H]
         if labels.numel() == 0:  # nothing drawn in the whole batch: no signal, keep the graph
             return hidden.sum() * 0.0
         if self.loss_type == "CE":
@@ -365,7 +381,7 @@ class SessionBERT4Rec(BERT4Rec):
         tokens, segments, times, last = self._layout(
             items, length, times, sessions, *self._target(interaction, mask)
         )
-        return self.gather_indexes(self.forward(tokens, segments, times), last)  # [B H]
+        return self.head(self.gather_indexes(self.encode(tokens, segments, times), last))  # [B H]
 
     def predict(self, interaction):
         test_item = interaction[self.ITEM_ID]
