@@ -12,7 +12,8 @@ seed). :class:`ProtocolValidation` makes any RecBole trainer do that:
 - ``epoch_steps: K`` (> 0) makes an epoch K optimizer steps drawn from a persistent pass over
   the training loader (reshuffled when it runs out), so that models whose training rows differ
   (RecBole's every-prefix rows, the per-user rows of SessionBERT4Rec) get the same number of
-  steps between validations; empty or 0 = RecBole's epoch (one whole pass).
+  steps between validations; empty or 0 = RecBole's epoch (one whole pass);
+- after every epoch the C heap's free pages go back to the OS (:func:`recbole_session.compat.trim_heap`).
 
 :func:`with_protocol_validation` returns the mixin over any trainer class (RecBole's
 ``Trainer`` for SASRec and BERT4Rec), so that every row of a comparison is selected the same way.
@@ -26,6 +27,7 @@ from typing import Any
 
 from recbole.trainer import Trainer
 
+from recbole_session import compat
 from recbole_session.evaluation import evaluate_protocols_detailed
 
 
@@ -72,7 +74,9 @@ class ProtocolValidation:
             if self._window is None or self._window.loader is not train_data:
                 self._window = StepWindow(train_data, self.epoch_steps)
             train_data = self._window
-        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        result = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        compat.trim_heap()  # the freed blocks of the epoch's steps back to the OS (see compat)
+        return result
 
     def _valid_epoch(self, valid_data, show_progress=False):
         if not self.valid_protocol:
