@@ -7,8 +7,9 @@ allow-listed class with any arguments: RecBole's ``Config`` ``eval()``s the stri
 
 - :func:`literal_state` turns the ``Config`` of a checkpoint into a dict of literals (the final
   config, its enums as ``{"__enum__": "ModelType", "name": "SEQUENTIAL"}``, the device as a
-  string) and numpy scalars into floats; :mod:`recbole_session.compat` makes RecBole's trainer
-  save through it;
+  string) and numpy scalars into floats; :func:`save_checkpoints_as_data` makes RecBole's
+  trainer save through it (and read through :func:`load`) as soon as RecBole's trainer module
+  loads (:mod:`recbole_session.hooks`);
 - :func:`load` reads a file with torch's weights-only unpickler and **no** extra allow-list:
   tensors, numbers, strings, lists, tuples and dicts only. Anything else (a pickled ``Config``
   of an old checkpoint, a crafted ``os.system`` reduce) is refused with one line naming the
@@ -24,6 +25,7 @@ import logging
 import pickle
 import pickletools
 import re
+import types
 import warnings
 import zipfile
 from pathlib import Path
@@ -32,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 from recbole.utils import enum_type
+
+from recbole_session.files import atomic_path
 
 ENUM_TAG = "__enum__"
 # the key of a checkpoint's config dict that holds what is not a config value
@@ -176,3 +180,44 @@ def load(path: str | Path, map_location: Any = None) -> dict[str, Any]:
             or not isinstance(config.get("dataset"), str):
         raise CheckpointError(f"{path}: field 'config' holds no model and dataset names: not a RecBole checkpoint")
     return state
+
+
+class _TorchForRecBoleTrainer(types.ModuleType):
+    """``torch`` as seen by ``recbole.trainer.trainer``, except for ``save``."""
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+    @staticmethod
+    def save(obj, f, *args, pickle_protocol=None, **kwargs):
+        """Three fixes to RecBole's ``Trainer._save_checkpoint``:
+
+        - it pickles its ``Config``: a checkpoint loaded by torch's weights-only unpickler then
+          needs the Config class on the allow-list, and a pickle may call an allow-listed class
+          with any arguments (RecBole's Config eval()s its strings: a crafted file ran code).
+          The Config is saved as literals instead (:func:`recbole_session.checkpoint.literal_state`),
+          so loading needs no allow-list at all;
+        - it saves with ``pickle_protocol=4``, whose FRAME opcode the weights-only unpickler
+          rejects ("Unsupported operand 149"): torch's default protocol is used;
+        - it writes the file in place, so Ctrl+C during a save left half a checkpoint: the file is
+          written to a temporary name and renamed."""
+        state = literal_state(obj)
+        if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__"):
+            with atomic_path(f) as tmp:
+                torch.save(state, tmp, *args, **kwargs)
+        else:
+            torch.save(state, f, *args, **kwargs)
+
+    @staticmethod
+    def load(f, map_location=None, **kwargs):
+        """``Trainer.resume_checkpoint`` and ``Trainer.evaluate(load_best_model=True)`` read
+        checkpoints with torch's default ``torch.load``; read them with
+        :func:`recbole_session.checkpoint.load` instead, whose refusal of a file that is not plain
+        data (an older checkpoint, a crafted one) is one line naming the file."""
+        return load(f, map_location=map_location)
+
+
+def save_checkpoints_as_data(trainer_module: types.ModuleType) -> None:
+    """Make ``recbole.trainer.trainer`` save checkpoints through :class:`_TorchForRecBoleTrainer`."""
+    if not isinstance(trainer_module.torch, _TorchForRecBoleTrainer):
+        trainer_module.torch = _TorchForRecBoleTrainer("torch")

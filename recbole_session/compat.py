@@ -2,7 +2,10 @@
 
 Every shim here names the breakage it fixes. None runs at ``import recbole_session``: each runs
 right after RecBole loads the module it concerns (:mod:`recbole_session.hooks` arranges that),
-or at once when that module is already loaded; nothing else in the package patches RecBole.
+or at once when that module is already loaded. Besides these, only
+:func:`recbole_session.checkpoint.save_checkpoints_as_data` patches RecBole (its trainer saves and
+reads the package's checkpoint format). Nothing here imports RecBole or a module that does: the
+hooks run while RecBole is being imported, so this module must load before RecBole can.
 The other breakages of RecBole 1.2.1 on today's stack are fixed by the version pins in
 ``setup.cfg`` (numpy<2, pandas<3, setuptools<81, pyarrow<26) or by owning the code path (the
 Ray trainable in ``recbole_session.tune``, the dataset lookup in ``recbole_session.lookup``).
@@ -17,9 +20,6 @@ import types
 import warnings
 
 import torch
-
-from recbole_session import checkpoint
-from recbole_session.files import atomic_path
 
 
 def silence_known_warnings() -> None:
@@ -58,47 +58,6 @@ def switch_off_anomaly_detection() -> None:
     to 2x (GRU4Rec) slower. Runs right after that package has loaded; the module is cached, so
     later imports do not switch it on again."""
     torch.autograd.set_detect_anomaly(False)
-
-
-class _TorchForRecBoleTrainer(types.ModuleType):
-    """``torch`` as seen by ``recbole.trainer.trainer``, except for ``save``."""
-
-    def __getattr__(self, name: str):
-        return getattr(torch, name)
-
-    @staticmethod
-    def save(obj, f, *args, pickle_protocol=None, **kwargs):
-        """Three fixes to RecBole's ``Trainer._save_checkpoint``:
-
-        - it pickles its ``Config``: a checkpoint loaded by torch's weights-only unpickler then
-          needs the Config class on the allow-list, and a pickle may call an allow-listed class
-          with any arguments (RecBole's Config eval()s its strings: a crafted file ran code).
-          The Config is saved as literals instead (:func:`recbole_session.checkpoint.literal_state`),
-          so loading needs no allow-list at all;
-        - it saves with ``pickle_protocol=4``, whose FRAME opcode the weights-only unpickler
-          rejects ("Unsupported operand 149"): torch's default protocol is used;
-        - it writes the file in place, so Ctrl+C during a save left half a checkpoint: the file is
-          written to a temporary name and renamed."""
-        state = checkpoint.literal_state(obj)
-        if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__"):
-            with atomic_path(f) as tmp:
-                torch.save(state, tmp, *args, **kwargs)
-        else:
-            torch.save(state, f, *args, **kwargs)
-
-    @staticmethod
-    def load(f, map_location=None, **kwargs):
-        """``Trainer.resume_checkpoint`` and ``Trainer.evaluate(load_best_model=True)`` read
-        checkpoints with torch's default ``torch.load``; read them with
-        :func:`recbole_session.checkpoint.load` instead, whose refusal of a file that is not plain
-        data (an older checkpoint, a crafted one) is one line naming the file."""
-        return checkpoint.load(f, map_location=map_location)
-
-
-def save_checkpoints_as_data(trainer_module: types.ModuleType) -> None:
-    """Make ``recbole.trainer.trainer`` save checkpoints through :class:`_TorchForRecBoleTrainer`."""
-    if not isinstance(trainer_module.torch, _TorchForRecBoleTrainer):
-        trainer_module.torch = _TorchForRecBoleTrainer("torch")
 
 
 @functools.cache

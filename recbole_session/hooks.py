@@ -43,9 +43,9 @@ def _sequential_models(module: ModuleType) -> None:
 
 
 def _trainer_module(module: ModuleType) -> None:
-    from recbole_session import compat
+    from recbole_session import checkpoint
 
-    compat.save_checkpoints_as_data(module)
+    checkpoint.save_checkpoints_as_data(module)
 
 
 def _trainers(module: ModuleType) -> None:
