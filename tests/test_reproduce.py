@@ -208,6 +208,11 @@ def test_table2_runs_once_and_resumes(atomic_root, tmp_path):
         assert verdict["diff"] == pytest.approx(rows["+ ST + SSE"]["mean"][key] - sasrec["mean"][key], abs=2e-4)
         assert verdict["holds"] is None
     assert versus["diff"] == versus["protocols"]["full"]["diff"]
+    # where each run trained, for a table that joins runs resumed from machines of both kinds
+    assert run["device"] == "cpu" and rows[table2.OFF]["devices"] == ["cpu"]
+    rows[table2.SASREC]["devices"] = [table2.UNRECORDED]
+    assert table2.trained_where(rows) == (f"not recorded: {table2.SASREC} (1 run); "
+                                          f"cpu: {', '.join(label for label in rows if label != table2.SASREC)} (2 runs)")
 
 
 def test_figure2_plot_is_a_png(tmp_path):

@@ -132,6 +132,13 @@ def shared_recipe(dataset: str, config_files: list[str], base: dict[str, Any]) -
     return recipe, facts
 
 
+def trained_on(device: Any) -> str:
+    """Where a run trained, for the tables: ``cpu`` or ``cuda (<GPU name>)`` (a table may join runs
+    trained on different machines, resumed from one work folder)."""
+    device = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
 def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False) -> dict[str, Any]:
     """Train ``spec`` and write ``<stem>.results.json`` (and ``.md``); returns the result. The
     best model is kept as ``<stem>.pth`` with ``keep_checkpoint``, else deleted.
@@ -172,6 +179,7 @@ def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False)
         "n_test_users": len(details["test"].users),
         # the whole run (data, training, evaluation): sums to the command's cost on idle cores
         "run_cpu_seconds": round(time.process_time() - run_cpu, 2),
+        "device": trained_on(config["device"]),
     }
     if keep_checkpoint:
         result["model_file"] = str(Path(f"{stem}.pth"))

@@ -34,6 +34,8 @@ COMBOS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 
 COLUMNS = [(p, m) for p in PROTOCOLS for m in ("recall@10", "ndcg@10")]
 HEADERS = {"random100": "Ran.", "popular100": "Pop.", "full": "All"}
 N_ALL = "test/full/ndcg@10"
+# the device of a run finished before runs recorded it
+UNRECORDED = "not recorded"
 
 
 def combo_label(st: int, se: int, te: int) -> str:
@@ -89,6 +91,7 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
             "best_epoch": float(np.mean([r["best_epoch"] for r in results])),
             "epochs_run": float(np.mean([r["epochs_run"] for r in results])),
             "new_session_users": results[0].get("new_session_users", []),
+            "devices": [r.get("device", UNRECORDED) for r in results],
         }
     cpu_minutes = sum(row["run_cpu_seconds"] for row in rows.values()) / 60
     if reference not in rows:
@@ -195,6 +198,18 @@ def cost_note(payload: dict) -> str:
             f"i.e. about {cpu / 2:.0f} min wall on 2 idle cores with `--jobs 2`")
 
 
+def trained_where(rows: dict[str, Any]) -> str:
+    """Each device with the rows whose runs trained there, e.g. ``cpu: SASRec (RecBole), ... (6 runs)``."""
+    where: dict[str, dict[str, int]] = {}
+    for label, row in rows.items():
+        for device in row.get("devices", [UNRECORDED] * len(row["seeds"])):
+            where.setdefault(device, {}).setdefault(label, 0)
+            where[device][label] += 1
+    counts = {device: sum(labels.values()) for device, labels in where.items()}
+    return "; ".join(f"{device}: {', '.join(labels)} ({counts[device]} run{'s' * (counts[device] != 1)})"
+                     for device, labels in where.items())
+
+
 def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str) -> tuple[Path, Path]:
     """``table2_<dataset>.md`` and ``.json`` in ``out`` (atomic writes)."""
     rows, facts, recipe = payload["rows"], payload["facts"], payload["recipe"]
@@ -213,6 +228,7 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
         f"TAS dT = {payload['dt']} (W_T init: {facts['temporal_proj_init']}); RecBole's SASRec and BERT4Rec "
         "with their own yaml defaults at the same sizes, trained on RecBole's every-prefix rows.",
         f"- Budget, the same for {describe_budget(recipe, facts)}. No row was tuned.",
+        f"- Trained on: {trained_where(rows)}.",
         f"- Seeds {payload['seeds']}; cells are mean ± sample std over seeds; `p vs off` is a paired "
         "t-test over test users (per-user values averaged over seeds) against switches off.", "",
         *markdown_table(rows), "",
