@@ -14,6 +14,7 @@ import copy
 import datetime
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -200,14 +201,14 @@ def cost_note(payload: dict) -> str:
 
 def trained_where(rows: dict[str, Any]) -> str:
     """Each device with the rows whose runs trained there, e.g. ``cpu: SASRec (RecBole), ... (6 runs)``."""
-    where: dict[str, dict[str, int]] = {}
+    labels: dict[str, dict[str, None]] = {}  # device -> its rows' labels, in table order
+    runs: Counter[str] = Counter()
     for label, row in rows.items():
-        for device in row.get("devices", [UNRECORDED] * len(row["seeds"])):
-            where.setdefault(device, {}).setdefault(label, 0)
-            where[device][label] += 1
-    counts = {device: sum(labels.values()) for device, labels in where.items()}
-    return "; ".join(f"{device}: {', '.join(labels)} ({counts[device]} run{'s' * (counts[device] != 1)})"
-                     for device, labels in where.items())
+        for device in row["devices"]:
+            labels.setdefault(device, {})[label] = None
+            runs[device] += 1
+    return "; ".join(f"{device}: {', '.join(names)} ({runs[device]} run{'s' * (runs[device] != 1)})"
+                     for device, names in labels.items())
 
 
 def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str) -> tuple[Path, Path]:
