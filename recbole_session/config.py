@@ -24,7 +24,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_session.checkpoint import STATE_KEY, from_literal
-from recbole_session.literals import ConfigLoader, parse_literal
+from recbole_session.literals import ConfigLoader, YamlBudgetError, parse_literal
 from recbole_session.lookup import get_model
 from recbole_session.paths import properties_dir
 
@@ -70,6 +70,8 @@ class Config(RecBoleConfig):
             except yaml.YAMLError as err:
                 mark = getattr(err, "problem_mark", None)
                 line = f", line {mark.line + 1}" if mark is not None else ""
+                if isinstance(err, YamlBudgetError):
+                    raise ConfigFileError(f"{file}{line}: refused: {err.problem}") from None
                 raise ConfigFileError(f"{file}{line}: not valid yaml ({getattr(err, 'problem', None) or err})") from None
             if loaded is not None and not isinstance(loaded, dict):
                 raise ConfigFileError(f"{file}: a config file is a mapping of keys to values (key: value lines)")

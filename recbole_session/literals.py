@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import reprlib
 from typing import Any
 
 import yaml
@@ -20,9 +21,74 @@ import yaml
 LITERAL_TYPES = (str, int, float, list, tuple, dict, bool)
 
 
+# the most a yaml document read from a user may expand to, in characters of its scalars plus
+# one per node, aliases followed: a 1 kB file of nested aliases (a "billion laughs") otherwise
+# expands to gigabytes, and RecBole's logger prints every value of a config
+YAML_BUDGET = 1_000_000
+# the longest rendering of a value in an error message
+SHORT_REPR = 80
+
+
+class YamlBudgetError(yaml.YAMLError):
+    """A yaml document that expands beyond :data:`YAML_BUDGET` or whose aliases form a cycle;
+    ``problem`` and ``problem_mark`` as in yaml's own errors (a one-line message)."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+def _expanded_size(root: yaml.Node, budget: int) -> int:
+    """The size of ``root`` with every alias expanded, counted on yaml's node graph (an alias is
+    the same node object) without expanding anything: each node is sized once."""
+    sizes: dict[int, int] = {}
+    # iterative post-order walk: nesting deeper than Python's recursion limit is no error here
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not done:
+            if key in open_nodes:
+                raise YamlBudgetError("an alias refers to the node that holds it (a cycle)", node.start_mark)
+            open_nodes.add(key)
+            stack.append((node, True))
+            for child in children:
+                if id(child) in open_nodes:
+                    raise YamlBudgetError("an alias refers to the node that holds it (a cycle)", child.start_mark)
+                if id(child) not in sizes:
+                    stack.append((child, False))
+            continue
+        open_nodes.discard(key)
+        own = 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+        sizes[key] = own + sum(sizes[id(child)] for child in children)
+        if sizes[key] > budget:
+            raise YamlBudgetError(f"expands to more than {budget:,} characters through its aliases "
+                                  "(&anchor / *alias): refused", node.start_mark)
+    return sizes[id(root)]
+
+
 class ConfigLoader(yaml.SafeLoader):
     """yaml's SafeLoader (no Python objects) that also reads ``1e-4`` (no dot) as a float, as
-    RecBole's Config does."""
+    RecBole's Config does, and refuses a document that expands beyond :data:`YAML_BUDGET`
+    (:class:`YamlBudgetError`) before building any value of it. RecBole's Config reads its
+    dataset yaml files with this loader too (``Config._build_yaml_loader``)."""
+
+    def get_single_node(self):
+        try:
+            node = super().get_single_node()
+        except RecursionError:  # yaml's composer recurses once per level of nesting
+            raise YamlBudgetError("nested too deeply", self.get_mark()) from None
+        if node is not None:
+            _expanded_size(node, YAML_BUDGET)
+        return node
 
 
 ConfigLoader.add_implicit_resolver(
@@ -42,6 +108,18 @@ ConfigLoader.add_implicit_resolver(
 def load_yaml(text: str) -> Any:
     """Parse yaml text as RecBole's Config parses its files, but with the safe loader."""
     return yaml.load(text, Loader=ConfigLoader)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = SHORT_REPR
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` cut to a few dozen characters, for error messages: a message never
+    renders a value of unbounded size (a huge list, a long string)."""
+    return _SHORT.repr(value)
 
 
 def parse_literal(text: str) -> Any:
