@@ -158,7 +158,7 @@ def checkpoint_config(path: str | Path, data_path: str | None = None,
     state = checkpoint.load(path, map_location="cpu") if state is None else state
     try:
         config = Config.from_literals(state["config"])
-    except lookup.UnknownModelError as err:
+    except (lookup.UnknownModelError, UsageError) as err:  # UsageError: a value that would reach code
         raise checkpoint.CheckpointError(f"{path}: {err}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise checkpoint.CheckpointError(f"{path}: field 'config' is not a RecBole config ({err})") from None

@@ -14,6 +14,7 @@ with the safe loader (where RecBole uses ``yaml.FullLoader``).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,84 @@ import torch
 import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
+from recbole.utils.argument_list import dataset_arguments
 
 from recbole_session.checkpoint import STATE_KEY, from_literal
-from recbole_session.literals import ConfigLoader, YamlBudgetError, parse_literal
+from recbole_session.checks import check_code_paths
+from recbole_session.literals import (
+    ConfigLoader,
+    YamlBudgetError,
+    YamlShapeError,
+    load_yaml_mapping,
+    parse_literal,
+)
 from recbole_session.lookup import get_model
 from recbole_session.paths import properties_dir
 
 
 class ConfigFileError(ValueError):
     """A config file that cannot be read; the message is one line naming the file."""
+
+
+# the size past which a config file is refused unread (a config is a few kB)
+MAX_CONFIG_FILE_BYTES = 1_000_000
+# named in the refusal of a key that a dataset folder's yaml may not set
+DATASET_KEY_EXAMPLES = ("USER_ID_FIELD", "load_col", "session_gap", "MAX_ITEM_LIST_LENGTH")
+
+
+def read_config_file(file: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A config file's mapping of keys to values (safe loader, bounded size, string keys);
+    :class:`ConfigFileError` naming the file (and line) otherwise."""
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_FILE_BYTES + 1)
+    except OSError as err:
+        reason = "it is a folder" if isinstance(err, IsADirectoryError) else err.strerror
+        raise ConfigFileError(f"{file}: cannot read the {what} ({reason})") from None
+    if len(raw) > MAX_CONFIG_FILE_BYTES:
+        raise ConfigFileError(f"{file}: refused: a {what} larger than {MAX_CONFIG_FILE_BYTES:,} bytes")
+    try:
+        return load_yaml_mapping(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ConfigFileError(f"{file}, line {line}: not UTF-8 text (byte {raw[err.start]:#04x})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        # yaml marks an error at the end of the text one line past the last one
+        line = f", line {min(mark.line + 1, max(1, len(raw.splitlines())))}" if mark is not None else ""
+        if isinstance(err, YamlBudgetError):
+            raise ConfigFileError(f"{file}{line}: refused: {err.problem}") from None
+        if isinstance(err, YamlShapeError):
+            if "mapping" in err.problem:
+                raise ConfigFileError(f"{file}: a {what} is a mapping of keys to values (key: value lines)") from None
+            raise ConfigFileError(f"{file}{line}: {err.problem}") from None
+        raise ConfigFileError(f"{file}{line}: not valid yaml ({getattr(err, 'problem', None) or err})") from None
+
+
+@functools.cache
+def dataset_keys() -> frozenset[str]:
+    """The keys a dataset folder's yaml may set: RecBole's dataset arguments and the keys of this
+    package's dataset property files (what the converter writes there)."""
+    keys = set(dataset_arguments)
+    for file in (properties_dir() / "dataset").glob("*.yaml"):
+        keys |= set(read_config_file(file, "dataset yaml"))
+    return frozenset(keys)
+
+
+def read_dataset_config(file: Path) -> dict[str, Any]:
+    """A dataset folder's yaml (:func:`data_folder_config`), refused unless it sets dataset keys
+    only: the folder comes with the data, and a model key there (e.g. one that RecBole's models
+    evaluate) would change the run without the user asking."""
+    loaded = read_config_file(file, "dataset yaml")
+    for key in loaded:
+        if key not in dataset_keys():
+            text = file.read_text(encoding="utf-8")
+            line = next((n for n, row in enumerate(text.splitlines(), 1) if row.startswith(f"{key}:")), None)
+            where = f", line {line}" if line else ""
+            raise ConfigFileError(f"{file}{where}, key '{key}': a dataset folder's yaml sets dataset keys only "
+                                  f"(such as {', '.join(sorted(DATASET_KEY_EXAMPLES))}); give other keys with "
+                                  "--config_files or --key=value")
+    return loaded
 
 
 def data_folder_config(data_path: str | os.PathLike, dataset: str) -> Path | None:
@@ -56,26 +126,18 @@ class Config(RecBoleConfig):
 
     dataset_config_file: str | None = None
 
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None) -> None:
+        super().__init__(model, dataset, config_file_list, config_dict)
+        # before anything is built from it: no value may reach code in a RecBole model
+        check_code_paths(self)
+
     def _build_yaml_loader(self):
         return ConfigLoader
 
     def _load_config_files(self, file_list):
         merged: dict[str, Any] = {}
         for file in file_list or []:
-            try:
-                with open(file, encoding="utf-8") as handle:
-                    loaded = yaml.load(handle.read(), Loader=self.yaml_loader)
-            except OSError as err:
-                raise ConfigFileError(f"{file}: cannot read the config file ({err.strerror})") from None
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                line = f", line {mark.line + 1}" if mark is not None else ""
-                if isinstance(err, YamlBudgetError):
-                    raise ConfigFileError(f"{file}{line}: refused: {err.problem}") from None
-                raise ConfigFileError(f"{file}{line}: not valid yaml ({getattr(err, 'problem', None) or err})") from None
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ConfigFileError(f"{file}: a config file is a mapping of keys to values (key: value lines)")
-            merged.update(loaded or {})
+            merged.update(read_config_file(file, "config file"))
         return merged
 
     def _convert_config_dict(self, config_dict: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +176,9 @@ class Config(RecBoleConfig):
         data_path = self.external_config_dict.get("data_path") or self.internal_config_dict.get("data_path")
         own = data_folder_config(data_path, dataset) if data_path else None
         if own is not None:
-            self._load_file(own, True)
+            loaded = read_dataset_config(own)
+            self.internal_config_dict.update(loaded)
+            self.parameters["Dataset"] += [key for key in loaded if key not in self.parameters["Dataset"]]
             self.dataset_config_file = str(own)
 
     def _load_file(self, file: Path, of_dataset: bool) -> None:
@@ -155,6 +219,7 @@ class Config(RecBoleConfig):
         config["device"] = torch.device(device if use_gpu and device.startswith("cuda") else "cpu")
         config["use_gpu"] = use_gpu
         config.compatibility_settings()
+        check_code_paths(config)
         return config
 
     def __getstate__(self) -> dict:

@@ -29,13 +29,22 @@ YAML_BUDGET = 1_000_000
 SHORT_REPR = 80
 
 
-class YamlBudgetError(yaml.YAMLError):
-    """A yaml document that expands beyond :data:`YAML_BUDGET` or whose aliases form a cycle;
-    ``problem`` and ``problem_mark`` as in yaml's own errors (a one-line message)."""
+class YamlRefusedError(yaml.YAMLError):
+    """Valid yaml that is refused; ``problem`` and ``problem_mark`` as in yaml's own errors (a
+    one-line message)."""
 
     def __init__(self, problem: str, mark: Any) -> None:
         super().__init__(problem)
         self.problem, self.problem_mark = problem, mark
+
+
+class YamlBudgetError(YamlRefusedError):
+    """A yaml document that expands beyond :data:`YAML_BUDGET`, whose aliases form a cycle or
+    that nests too deeply."""
+
+
+class YamlShapeError(YamlRefusedError):
+    """A yaml document that is not a mapping of string keys where one is expected."""
 
 
 def _expanded_size(root: yaml.Node, budget: int) -> int:
@@ -71,7 +80,7 @@ def _expanded_size(root: yaml.Node, budget: int) -> int:
         sizes[key] = own + sum(sizes[id(child)] for child in children)
         if sizes[key] > budget:
             raise YamlBudgetError(f"expands to more than {budget:,} characters through its aliases "
-                                  "(&anchor / *alias): refused", node.start_mark)
+                                  "(&anchor / *alias)", node.start_mark)
     return sizes[id(root)]
 
 
@@ -108,6 +117,26 @@ ConfigLoader.add_implicit_resolver(
 def load_yaml(text: str) -> Any:
     """Parse yaml text as RecBole's Config parses its files, but with the safe loader."""
     return yaml.load(text, Loader=ConfigLoader)
+
+
+def load_yaml_mapping(text: str) -> dict[str, Any]:
+    """A yaml document that must be a mapping of names to values (a config file, a dataset
+    folder's yaml), read as :func:`load_yaml` reads it; :class:`YamlShapeError` (with the line)
+    for another shape or a key that is not a string (``1: 2``). Empty text is ``{}``."""
+    loader = ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            raise YamlShapeError("expected a mapping of keys to values (key: value lines)", node.start_mark)
+        for key, _ in node.value:
+            if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
+                raise YamlShapeError(f"key {short(key.value if isinstance(key, yaml.ScalarNode) else '...')}: "
+                                      "a config key is a name (a string)", key.start_mark)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 _SHORT = reprlib.Repr()
