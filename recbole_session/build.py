@@ -25,6 +25,7 @@ never converted or downloaded there, since its location comes from the file), an
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from logging import getLogger
 from pathlib import Path
@@ -35,10 +36,11 @@ from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_session import checkpoint, lookup
-from recbole_session.checks import check_config
+from recbole_session.checks import check_config, check_item_count, check_values
 from recbole_session.cli import UsageError, hidden_argv
 from recbole_session.config import Config
 from recbole_session.datafiles import check_dataset, ensure_atomic_files, has_files, wanted_files
+from recbole_session.literals import short
 
 # fewer optimizer steps per epoch than this: warn that the batch is too large for the data
 MIN_STEPS_PER_EPOCH = 10
@@ -74,6 +76,7 @@ def make_config(
     ``check=False`` leaves out the key, value and data-file checks (a Ray trial: the search
     checked its fixed keys and data before it started, and a trial whose sampled values fail
     is recorded with the error they raise)."""
+    check_arguments(model, dataset, config_file_list, config_dict)
     try:
         with hidden_argv():
             config = Config(model, dataset, config_file_list, config_dict)
@@ -83,6 +86,33 @@ def make_config(
         check_config(config, config_dict)
         check_dataset(config)
     return config
+
+
+# a dataset is a folder name: most file systems allow 255 bytes
+MAX_NAME_BYTES = 255
+
+
+def check_arguments(model: Any, dataset: Any, config_file_list: Any, config_dict: Any) -> None:
+    """The types of :func:`make_config`'s arguments, and a dataset name that can be a folder's,
+    as one-line :class:`UsageError` s (they failed deep inside RecBole with a TypeError)."""
+    if model is not None and not isinstance(model, (str, type)):
+        raise UsageError(f"model: expected a model name (str) or class, got {type(model).__name__} {short(model)}")
+    if dataset is not None:
+        if not isinstance(dataset, str):
+            raise UsageError(f"dataset: expected a dataset name (str), got {type(dataset).__name__} {short(dataset)}")
+        if (not dataset or dataset in (".", "..") or "/" in dataset or os.sep in dataset or "\0" in dataset
+                or len(dataset.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES):
+            raise UsageError(f"--dataset={short(dataset)}: expected a dataset name, the name of a folder under "
+                             f"data_path (no '/', at most {MAX_NAME_BYTES} bytes)")
+    if config_file_list is not None and (isinstance(config_file_list, (str, bytes)) or not isinstance(config_file_list, (list, tuple))
+                                         or not all(isinstance(f, (str, os.PathLike)) for f in config_file_list)):
+        raise UsageError(f"config_file_list: expected a list of file paths, got {short(config_file_list)}")
+    if config_dict is not None:
+        if not isinstance(config_dict, dict):
+            raise UsageError(f"config_dict: expected a dict of config keys to values, got {type(config_dict).__name__}")
+        bad = next((key for key in config_dict if not isinstance(key, str)), None)
+        if bad is not None:
+            raise UsageError(f"config_dict: key {short(bad)} is not a name: config keys are strings")
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -138,6 +168,7 @@ def build(config: Config, dataset: Any = None, *, trainer: bool = True, convert:
         dataset = create_dataset(config) if convert else lookup.create_dataset(config)
     logger.info(dataset)
     logger.info(counts_line(config, dataset))
+    check_item_count(config, dataset.item_num - 1, "after RecBole's filters")
     train_data, valid_data, test_data = _prepare(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = lookup.get_model(config["model"])(config, train_data._dataset).to(config["device"])
@@ -169,6 +200,10 @@ def checkpoint_config(path: str | Path, data_path: str | None = None,
     config["save_dataset"] = config["save_dataloaders"] = False
     for key, value in (overrides or {}).items():
         config[key] = value
+    try:  # a checkpoint's values pass the checks a command line's do
+        check_values(config)
+    except UsageError as err:
+        raise checkpoint.CheckpointError(f"{path}: field 'config': {err}") from None
     if not has_files(config):
         raise checkpoint.CheckpointError(
             f"{path}: the dataset '{config['dataset']}' of this checkpoint is not in {config['data_path']} "

@@ -21,10 +21,13 @@ allow-listed class with any arguments: RecBole's ``Config`` ``eval()``s the stri
 from __future__ import annotations
 
 import enum
+import errno
 import logging
+import os
 import pickle
 import pickletools
 import re
+import shutil
 import types
 import warnings
 import zipfile
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 from recbole.utils import enum_type
 
+from recbole_session.cli import UsageError
 from recbole_session.files import atomic_path
 
 ENUM_TAG = "__enum__"
@@ -147,6 +151,8 @@ def load(path: str | Path, map_location: Any = None) -> dict[str, Any]:
     """A checkpoint's dict, read with torch's weights-only unpickler and no extra allow-list;
     :class:`CheckpointError` (one line naming the file) for anything that is not a checkpoint
     of literals and tensors."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"expected the path of a checkpoint file, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file" if not path.exists()
@@ -204,7 +210,14 @@ class _TorchForRecBoleTrainer(types.ModuleType):
         state = literal_state(obj)
         if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__"):
             with atomic_path(f) as tmp:
-                torch.save(state, tmp, *args, **kwargs)
+                try:
+                    torch.save(state, tmp, *args, **kwargs)
+                except (OSError, RuntimeError) as err:
+                    if _disk_full(err, tmp.parent):  # checked before the partial file is removed
+                        raise UsageError(f"{tmp.parent}: no space left on the device while saving the checkpoint "
+                                         f"{Path(os.fsdecode(f)).name} (free some space or set --checkpoint_dir "
+                                         "to another folder)") from None
+                    raise
         else:
             torch.save(state, f, *args, **kwargs)
 
@@ -215,6 +228,22 @@ class _TorchForRecBoleTrainer(types.ModuleType):
         :func:`recbole_session.checkpoint.load` instead, whose refusal of a file that is not plain
         data (an older checkpoint, a crafted one) is one line naming the file."""
         return load(f, map_location=map_location)
+
+
+# errors of a write to a full disk (or past a quota or file-size limit)
+_FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# torch's zip writer reports a failed write as a RuntimeError without errno: a disk with less
+# than this free is taken to be why
+_FULL_DISK_FREE_BYTES = 1 << 20
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    if isinstance(err, OSError) and err.errno in _FULL_DISK_ERRNOS:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < _FULL_DISK_FREE_BYTES
+    except OSError:
+        return False
 
 
 def save_checkpoints_as_data(trainer_module: types.ModuleType) -> None:

@@ -20,6 +20,7 @@ import functools
 import math
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,33 +57,84 @@ def _protocols(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Rule:
-    check: Callable[[Any], bool]
-    expected: str
+    """``check(value, config)``: whether the value is acceptable; ``expected``: what is, in words
+    (a function of the config where it depends on other keys)."""
+
+    check: Callable[[Any, Any], bool]
+    expected: str | Callable[[Any], str]
+
+    def expects(self, config) -> str:
+        return self.expected(config) if callable(self.expected) else self.expected
+
+
+def _between(low: int, high: int) -> Rule:
+    return Rule(lambda v, c: _is_int(v) and low <= v <= high,
+                f"an integer >= {low}" + (f" and <= {high:,}" if high != math.inf else ""))
 
 
 def _at_least(low: int) -> Rule:
-    return Rule(lambda v: _is_int(v) and v >= low, f"an integer >= {low}")
+    return _between(low, math.inf)
 
 
-_PROBABILITY = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+# numpy's (and so RecBole's init_seed's) seeds are 32-bit unsigned integers
+MAX_SEED = 2**32 - 1
+# a batch past this is no batch: RecBole's loaders and torch's indexing use 32-bit sizes
+MAX_BATCH = 2**31 - 1
+_PROBABILITY = Rule(lambda v, c: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+# RecBole's init_logger maps these (in any case) to logging levels and anything else to INFO
+LOG_STATES = ("INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL")
+
+
+def _metric_names(config) -> list[str]:
+    metrics = config["metrics"]
+    return [str(m) for m in ([metrics] if isinstance(metrics, str) else (metrics or []))]
+
+
+def _topk(config) -> list[int]:
+    topk = config["topk"]
+    return [topk] if _is_int(topk) else [k for k in (topk or []) if _is_int(k)]
+
+
+def _computed_metrics(config) -> list[str]:
+    """The metric names a run computes: ``ndcg@10`` for a top-k metric, ``auc`` for a value one."""
+    from recbole.evaluator.register import metric_information
+
+    names = []
+    for metric in _metric_names(config):
+        # RecBole's top-k metrics are the ones that read the top-k lists (rec.topk, rec.items)
+        if {"rec.topk", "rec.items"} & set(metric_information.get(metric.lower(), ())):
+            names += [f"{metric.lower()}@{k}" for k in _topk(config)]
+        else:
+            names.append(metric.lower())
+    return names
+
+
+def _valid_metric(value: Any, config) -> bool:
+    return isinstance(value, str) and value.lower() in _computed_metrics(config)
+
 
 # key -> the values it accepts (checked on the final config: overrides, config files and yaml)
 RULES: dict[str, Rule] = {
     "epochs": _at_least(1),
-    "train_batch_size": _at_least(1),
-    "eval_batch_size": _at_least(1),
+    "train_batch_size": _between(1, MAX_BATCH),
+    "eval_batch_size": _between(1, MAX_BATCH),
     "MAX_ITEM_LIST_LENGTH": _at_least(1),
     "stopping_step": _at_least(1),
     "eval_step": _at_least(0),
-    "learning_rate": Rule(lambda v: _is_number(v) and v > 0, "a number > 0"),
-    "weight_decay": Rule(lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "mask_ratio": Rule(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
-    "ft_ratio": Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "seed": _between(0, MAX_SEED),
+    "eval_negatives_seed": _between(0, MAX_SEED),
+    "learning_rate": Rule(lambda v, c: _is_number(v) and v > 0, "a number > 0"),
+    "weight_decay": Rule(lambda v, c: _is_number(v) and v >= 0, "a number >= 0"),
+    "mask_ratio": Rule(lambda v, c: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    "ft_ratio": Rule(lambda v, c: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "dropout_prob": _PROBABILITY,
     "hidden_dropout_prob": _PROBABILITY,
     "attn_dropout_prob": _PROBABILITY,
-    "eval_protocols": Rule(_protocols,
+    "eval_protocols": Rule(lambda v, c: _protocols(v),
                            "a list of full, random<N>, popular<N>, uni<N>, pop<N> (e.g. [random100, full])"),
+    "state": Rule(lambda v, c: isinstance(v, str) and v.upper() in LOG_STATES, f"one of {', '.join(LOG_STATES)}"),
+    "valid_metric": Rule(_valid_metric, lambda c: "one of the metrics the run computes (metrics at each topk): "
+                         + ", ".join(_computed_metrics(c)[:12])),
 }
 
 _KIND = {bool: "True or False", int: "an integer", float: "a number"}
@@ -120,8 +172,8 @@ def check_types(config, overrides: dict[str, Any]) -> None:
 def check_values(config) -> None:
     """Every key of :data:`RULES` that the config sets must pass its check."""
     for key, rule in RULES.items():
-        if key in config and config[key] is not None and not rule.check(config[key]):
-            raise UsageError(f"bad value {_given(config, key)}: {key} expects {rule.expected}")
+        if key in config and config[key] is not None and not rule.check(config[key], config):
+            raise UsageError(f"bad value {_given(config, key)}: {key} expects {rule.expects(config)}")
 
 
 class UnsafeConfigError(UsageError):
@@ -242,6 +294,71 @@ def check_code_paths(config) -> None:
         problem = _npy_problem(file)
         if problem is not None:
             raise UnsafeConfigError(f"{file}: refused: {problem}")
+
+
+# RecBole writes its logs under these folders of the working directory (init_logger's LOGROOT,
+# get_tensorboard's base_path)
+LOG_FOLDERS = ("log", "log_tensorboard")
+# the least free space a run's folders need before it starts (its log, its first checkpoint's
+# header); the checkpoint's own size is checked once the model is built (:func:`check_room`)
+MIN_FREE_BYTES = 1 << 20
+# a checkpoint holds the weights and the optimizer's state (Adam: two more tensors per weight)
+CHECKPOINT_COPIES = 3
+
+
+def _megabytes(size: float) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def check_folder(path: str | os.PathLike, option: str, need: int = MIN_FREE_BYTES) -> None:
+    """``path`` is a folder this process can write into, or can create, on a disk with ``need``
+    bytes free; :class:`UsageError` naming the folder and ``option`` otherwise. Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path}: is a file, not a folder ({option}: move it away or choose another folder)")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{existing}: is a file, not a folder, so {path} cannot be made ({option})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: cannot write there: permission denied ({option}: choose a writable folder)")
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise UsageError(f"{path}: no space left on the device: {_megabytes(free)} free, {_megabytes(need)} needed "
+                         f"({option}: free some space or choose another folder)")
+
+
+def check_outputs(config) -> None:
+    """Before any data is loaded: the checkpoint folder and RecBole's log folders are writable
+    folders with room (a run used to train for minutes and then die on a file named ``saved``
+    or a full disk)."""
+    check_folder(config["checkpoint_dir"], f"--checkpoint_dir={short(config['checkpoint_dir'])}")
+    for folder in LOG_FOLDERS:
+        check_folder(folder, f"RecBole writes its logs to ./{folder}")
+
+
+def check_room(config, model) -> None:
+    """Once the model is built, before training: room in the checkpoint folder for its checkpoints."""
+    need = MIN_FREE_BYTES + CHECKPOINT_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
+    check_folder(config["checkpoint_dir"], f"--checkpoint_dir={short(config['checkpoint_dir'])}", need)
+
+
+def check_item_count(config, n_items: int, where: str) -> None:
+    """The run's top-k lists and the sampled-candidate protocols it asks for fit ``n_items``
+    items (``where`` says how they were counted): RecBole's evaluation fails on a top-k longer
+    than the item list, and a protocol of N negatives needs more than N items."""
+    largest = max(_topk(config), default=0)
+    if largest > n_items:
+        raise UsageError(f"bad value topk: {short(config['topk'])}: {config['dataset']} has {n_items:,} items ({where}), "
+                         f"fewer than the largest topk {largest}")
+    # the package's default protocols are skipped with a warning on a dataset too small for them
+    # (after training, as before); protocols the user asked for must fit
+    if config["eval_protocols"] and "eval_protocols" in (getattr(config, "external_config_dict", None) or {}):
+        for protocol in parse_protocols(config["eval_protocols"]):
+            if protocol.n and protocol.n >= n_items:
+                raise UsageError(f"bad value eval_protocols: {protocol.name} ranks the target among {protocol.n:,} "
+                                 f"sampled items, but {config['dataset']} has {n_items:,} items ({where})")
 
 
 @functools.cache

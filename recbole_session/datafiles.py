@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from recbole_session.checks import check_item_count
 from recbole_session.cli import UsageError, did_you_mean
 from recbole_session.convert import ConvertError, convert, recipe_names
 
@@ -77,12 +78,31 @@ def unknown_dataset(config) -> UsageError:
 
 def check_dataset(config) -> None:
     """Before anything is loaded: refuse a dataset that has no files and no recipe, and check
-    the files it has (:func:`check_atomic_file`)."""
+    the files it has (:func:`check_atomic_file`) and their item count against the run's top-k
+    and protocols (:func:`recbole_session.checks.check_item_count`)."""
     if has_files(config):
-        for file in wanted_files(config):
-            check_atomic_file(Path(config["data_path"]) / file, config)
+        files = [Path(config["data_path"]) / file for file in wanted_files(config)]
+        for file in files:
+            check_atomic_file(file, config)
+        check_item_count(config, count_items(files, config), "distinct item ids in its files")
     elif config["dataset"] not in recipe_names():
         raise unknown_dataset(config)
+
+
+def count_items(files: list[Path], config) -> int:
+    """Distinct item ids over interaction files (one column read; RecBole's filters may leave
+    fewer, which :func:`recbole_session.build.build` checks again)."""
+    sep = config["field_separator"] or "\t"
+    encoding = config["encoding"] or "utf-8"
+    ids: set[str] = set()
+    for file in files:
+        column = f"{config['ITEM_ID_FIELD']}:token"
+        table = pacsv.read_csv(file, read_options=pacsv.ReadOptions(encoding=encoding),
+                               parse_options=pacsv.ParseOptions(delimiter=sep),
+                               convert_options=pacsv.ConvertOptions(include_columns=[column],
+                                                                    column_types={column: pa.string()}))
+        ids.update(table.column(column).unique().to_pylist())
+    return len(ids)
 
 
 def _required_fields(config) -> list[str]:

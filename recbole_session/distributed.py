@@ -10,6 +10,7 @@ import torch.distributed as dist
 from recbole_session.build import make_config
 from recbole_session.cli import UsageError
 from recbole_session.datafiles import ensure_atomic_files
+from recbole_session.literals import short
 from recbole_session.training import run_recbole_session
 
 # the options of RecBole's own distributed path (recbole.quick_start.run)
@@ -20,6 +21,26 @@ def _distributed_worker(rank: int, model, dataset, config_file_list, config_dict
     # a module-level function, so that spawned processes import recbole_session (and so
     # register our models) before they unpickle it
     run_recbole_session(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, queue=queue)
+
+
+# TCP ports
+MAX_PORT = 65535
+
+
+def check_distributed_options(nproc: Any, world_size: Any, port: Any, group_offset: Any) -> None:
+    """The distributed options' values, before anything else is said about them (``--nproc=0``
+    was answered with "needs CUDA")."""
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not whole(nproc) or nproc < 1:
+        raise UsageError(f"--nproc={nproc!r}: expected a number of processes >= 1")
+    if not whole(world_size) or (world_size < 1 and world_size != -1):
+        raise UsageError(f"--world_size={world_size!r}: expected -1 (= --nproc) or a number of processes >= 1")
+    if not str(port).isdigit() or not 1 <= int(port) <= MAX_PORT:
+        raise UsageError(f"--port={short(port)}: expected a TCP port, 1 to {MAX_PORT}")
+    if not whole(group_offset) or group_offset < 0:
+        raise UsageError(f"--group_offset={group_offset!r}: expected an integer >= 0")
 
 
 def check_distributed(nproc: int) -> None:
@@ -46,6 +67,7 @@ def run(
 ) -> dict[str, Any] | None:
     """RecBole's ``run``: one process, or ``nproc`` processes through RecBole's own distributed
     path (its ``nproc``, ``world_size``, ``ip``, ``port`` and ``offset`` config keys)."""
+    check_distributed_options(nproc, world_size, port, group_offset)
     config_dict = dict(config_dict or {})
     if nproc == 1 and world_size <= 0:
         return run_recbole_session(model, dataset, config_file_list, config_dict, saved)

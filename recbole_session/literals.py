@@ -151,17 +151,32 @@ def short(value: Any) -> str:
     return _SHORT.repr(value)
 
 
+def _flow_collection(text: str) -> Any:
+    """``[Recall, MRR, NDCG]`` (a list written without inner quotes, as a shell passes
+    ``--metrics=[Recall,MRR,NDCG]``) read as yaml's flow list (or ``{a: 1}`` as a mapping);
+    anything else stays the text."""
+    stripped = text.strip()
+    if (stripped[:1], stripped[-1:]) not in (("[", "]"), ("{", "}")):
+        return text
+    try:
+        value = load_yaml(stripped)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (list, dict)) else text
+
+
 def parse_literal(text: str) -> Any:
     """The value a RecBole ``--key=value`` string stands for, without evaluating it: a Python
     literal (number, ``True``/``False``/``None``, list, tuple, dict, quoted string), ``true`` /
-    ``false`` in any case as booleans, and anything else as the text itself."""
+    ``false`` in any case as booleans, a list or mapping without inner quotes as yaml reads it
+    (``[Recall, MRR]``), and anything else as the text itself."""
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         lowered = text.strip().lower()
         if lowered in ("true", "false"):
             return lowered == "true"
-        return text
+        return _flow_collection(text)
     if value is not None and not isinstance(value, LITERAL_TYPES):
         return text
     return value

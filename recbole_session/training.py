@@ -13,6 +13,7 @@ import torch.distributed as dist
 from recbole.utils import get_environment, init_logger, init_seed, set_color
 
 from recbole_session.build import build, count_parameters, make_config
+from recbole_session.checks import check_outputs, check_room
 from recbole_session.config import Config
 from recbole_session.evaluation import evaluate_protocols_detailed
 from recbole_session.evaluation.results import save_run_results
@@ -80,12 +81,15 @@ def run_recbole_session(
     checkpoint saved so far.
     """
     config = make_config(model, dataset, config_file_list, config_dict)
+    check_outputs(config)
     init_seed(config["seed"], config["reproducibility"])
     log_file = _start_logger(config)
     logger = getLogger()
     logger.info(config)
 
     built = build(config)
+    if saved:
+        check_room(config, built.model)
     trainer = built.trainer
     n_params = count_parameters(built.model)
     logger.info(set_color("trainable parameters", "blue") + f": {n_params}")

@@ -27,6 +27,7 @@ TRAIN = "recbole_session.command:main"
 EVALUATE = "recbole_session.evaluate:main"
 RECOMMEND = "recbole_session.recommend:main"
 MARKER = "ran"
+ITEMS = 30  # items of the tiny dataset: more than RecBole's default topk
 CODE = "__import__('os').system('touch {marker}') or CrossNet"
 
 
@@ -46,7 +47,7 @@ def _dataset(folder: Path, name: str = "mine") -> Path:
     """``data/<name>/<name>.inter``: a tiny dataset that passes the file checks."""
     inter = folder / "data" / name / f"{name}.inter"
     inter.parent.mkdir(parents=True, exist_ok=True)
-    rows = [f"{user}\t{item}\t{item}.0" for user in (1, 2, 3) for item in range(1, 7)]
+    rows = [f"{user}\t{item}\t{item}.0" for user in (1, 2, 3) for item in range(1, ITEMS + 1)]
     inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "\n".join(rows) + "\n")
     return inter.parent
 

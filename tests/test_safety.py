@@ -82,7 +82,7 @@ def _with_data(folder: Path) -> None:
     """``data/ml-100k/ml-100k.inter``: a tiny stand-in that passes the file checks."""
     inter = folder / "data" / "ml-100k" / "ml-100k.inter"
     inter.parent.mkdir(parents=True)
-    rows = [f"{user}\t{item}\t{item}.0" for user in (1, 2, 3) for item in range(1, 7)]
+    rows = [f"{user}\t{item}\t{item}.0" for user in (1, 2, 3) for item in range(1, 31)]  # more items than topk
     inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "\n".join(rows) + "\n")
 
 
