@@ -17,6 +17,7 @@ import pyarrow.csv as pacsv
 from recbole_session.checks import check_item_count
 from recbole_session.cli import UsageError, did_you_mean
 from recbole_session.convert import ConvertError, convert, recipe_names
+from recbole_session.literals import short
 
 # RecBole's feature types (recbole.utils.FeatureType)
 FEATURE_TYPES = ("token", "float", "token_seq", "float_seq")
@@ -175,7 +176,7 @@ def _check_floats(path: Path, sep: str, encoding: str, columns: list[str]) -> No
                 try:
                     float(value) if value.strip() else None
                 except ValueError:
-                    raise UsageError(f"{path}, line {line}, column {column}: {value!r} is not a number") from None
+                    raise UsageError(f"{path}, line {line}, column {column}: {short(value)} is not a number") from None
             if len(row) != len(header):
                 raise UsageError(f"{path}, line {line}: {len(row)} fields where the header has {len(header)}")
 

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recbole_session.convert.errors import ConvertError, input_error, option_error
+from recbole_session.literals import short
 
 GZIP_MAGIC = b"\x1f\x8b"
 # arrow types per column kind; "time" and "num" are read as float64 and checked afterwards
@@ -164,27 +165,27 @@ def check_value(col: Column, value: str) -> str | None:
         if not value.strip():
             return "empty value"
         if any(c in value for c in "\t\n\r"):
-            return f"the value holds a tab or line break, which an atomic file cannot hold: {value!r}"
+            return f"the value holds a tab or line break, which an atomic file cannot hold: {short(value)}"
         return None
     if kind == "int":
         try:
             number = int(value)
         except ValueError:
-            return f"not an integer id: {value!r}"
+            return f"not an integer id: {short(value)}"
         if not INT64[0] <= number <= INT64[1]:
-            return f"integer id beyond the 64-bit range: {value!r} (read ids as tokens with the csv recipe)"
+            return f"integer id beyond the 64-bit range: {short(value)} (read ids as tokens with the csv recipe)"
         return None
     if kind in ("num", "time"):
         try:
             number = float(value)
         except ValueError:
-            return f"not a number: {value!r}"
+            return f"not a number: {short(value)}"
         if math.isnan(number):
-            return f"NaN: {value!r}"
+            return f"NaN: {short(value)}"
         if math.isinf(number):
-            return f"not finite: {value!r}"
+            return f"not finite: {short(value)}"
         if kind == "time" and number < 0:
-            return f"negative time: {value!r}"
+            return f"negative time: {short(value)}"
         if kind == "time" and number > MAX_SECONDS * col.unit:
             return f"time {value} is out of range: {_unit_name(col.unit)} after the year 5138 ({_limit(col.unit)})"
         return None
@@ -192,13 +193,13 @@ def check_value(col: Column, value: str) -> str | None:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            return f"not an ISO 8601 timestamp: {value!r}"
-        return None if parsed.tzinfo is not None else f"timestamp without zone (expected e.g. 2014-04-07T10:51:09.277Z): {value!r}"
+            return f"not an ISO 8601 timestamp: {short(value)}"
+        return None if parsed.tzinfo is not None else f"timestamp without zone (expected e.g. 2014-04-07T10:51:09.277Z): {short(value)}"
     if kind == "date":
         try:
             datetime.strptime(value, "%Y-%m-%d")
         except ValueError:
-            return f"not a YYYY-MM-DD date: {value!r}"
+            return f"not a YYYY-MM-DD date: {short(value)}"
         return None
     raise ValueError(f"unknown column kind {kind!r}")
 
@@ -310,7 +311,7 @@ def headerless_fields(path: Path, sep: str, names: list[str] | None, columns: li
             find_column(fields, col)
         except KeyError:
             known = f"--names {','.join(fields)}" if names else f"columns 0..{count - 1} (or name them with --names)"
-            raise input_error(path, f"no column {col.name!r} among {known}", line=1, field=col.name) from None
+            raise input_error(path, f"no column {short(col.name)} among {known}", line=1, field=col.name) from None
     return fields
 
 
@@ -461,7 +462,7 @@ def time_unit(params: dict) -> int:
     """``time_unit`` (``--time-unit``: s, ms or us) as time values per second."""
     unit = str(params.get("time_unit") or "s")
     if unit not in TIME_UNITS:
-        raise option_error("--time-unit", f"expected one of {', '.join(TIME_UNITS)}, not {unit!r}")
+        raise option_error("--time-unit", f"expected one of {', '.join(TIME_UNITS)}, not {short(unit)}")
     return TIME_UNITS[unit]
 
 
@@ -474,7 +475,7 @@ def parse_keep(specs: list[str] | str | None) -> list[tuple[str, list[str]]]:
         column, sep, values = str(spec).partition("=")
         kept = [v for v in values.split(",") if v != ""]
         if not sep or not column.strip() or not kept:
-            raise option_error("--keep", f"expected COLUMN=VALUE[,VALUE], not {spec!r}")
+            raise option_error("--keep", f"expected COLUMN=VALUE[,VALUE], not {short(spec)}")
         out.append((column.strip(), kept))
     return out
 
@@ -543,7 +544,7 @@ def read_python_literals(path: Path, keys: dict[str, str]) -> pd.DataFrame:
                 raise input_error(path, "empty value", line=number, field=key)
             if any(c in str(value) for c in "\t\n\r"):
                 raise input_error(path, f"the value holds a tab or line break, which an atomic file cannot "
-                                        f"hold: {str(value)!r}", line=number, field=key)
+                                        f"hold: {short(str(value))}", line=number, field=key)
             columns[out].append(str(value))
         lines.append(number)
     if not lines:
@@ -560,5 +561,5 @@ def parse_dates(path: Path, values: pd.Series, field: str, fmt: str = "%Y-%m-%d"
         row = int(np.flatnonzero(missing)[0])
         line = int(lines[row]) if lines is not None else row + 1
         shown = fmt.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
-        raise input_error(path, f"not a {shown} date: {values.iloc[row]!r}", line=line, field=field)
+        raise input_error(path, f"not a {shown} date: {short(values.iloc[row])}", line=line, field=field)
     return parsed.to_numpy().astype("datetime64[s]").astype(np.int64)

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from recbole_session.convert.errors import option_error
 from recbole_session.convert.readers import Events
+from recbole_session.literals import short
 
 DROP_USER = "drop_user"
 DROP_SESSION = "drop_session"
@@ -68,7 +69,7 @@ class SessionFilters:
         filters = cls(**values)
         if filters.short_sessions not in (DROP_USER, DROP_SESSION):
             raise option_error(FLAGS["short_sessions"],
-                               f"short_sessions must be {DROP_USER} or {DROP_SESSION}, not {filters.short_sessions!r}")
+                               f"short_sessions must be {DROP_USER} or {DROP_SESSION}, not {short(filters.short_sessions)}")
         if not filters.session_gap >= 0:
             raise option_error(FLAGS["session_gap"], f"expected seconds >= 0, not {filters.session_gap:g}")
         for name in ("min_item_inter", "min_user_inter", "max_user_inter", "min_sessions", "min_session_length"):

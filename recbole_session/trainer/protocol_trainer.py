@@ -29,6 +29,7 @@ from recbole.trainer import Trainer
 
 from recbole_session import compat
 from recbole_session.evaluation import evaluate_protocols_detailed
+from recbole_session.literals import short
 
 
 class StepWindow:
@@ -88,7 +89,7 @@ class ProtocolValidation:
         key = f"{self.valid_protocol}/{self.valid_metric}"
         if key not in result.metrics:
             raise ValueError(
-                f"valid_metric {self.valid_metric!r} is not computed: add it to metrics/topk "
+                f"valid_metric {short(self.valid_metric)} is not computed: add it to metrics/topk "
                 f"(got {sorted(result.metrics)})"
             )
         return result.metrics[key], result.metrics

@@ -12,6 +12,8 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from recbole_session.literals import short
+
 LR_SCHEDULES = ("plateau", "steps", "epochs", "none")
 
 
@@ -35,7 +37,7 @@ class ScheduledTrainer(Trainer):
         super().__init__(config, model)
         self.lr_schedule = config["lr_schedule"] or "none"
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {short(self.lr_schedule)}")
         self.lr_decay_rate = config["lr_decay_rate"]
         self.lr_decay_epochs = config["lr_decay_epochs"]
         self.lr_decay_steps = config["lr_decay_steps"]

@@ -45,6 +45,7 @@ from recbole.model.layers import MultiHeadAttention
 from recbole.model.sequential_recommender.bert4rec import BERT4Rec
 from torch import nn
 
+from recbole_session.literals import short
 from recbole_session.model.layers import session_starts, valid_positions
 
 
@@ -123,17 +124,17 @@ class SessionBERT4Rec(BERT4Rec):
         self.temporal_proj_init = config["temporal_proj_init"] or "default"
         if self.padding_side not in ("left", "right"):
             raise ValueError(
-                f"SessionBERT4Rec: padding_side must be 'left' or 'right', got {self.padding_side!r}"
+                f"SessionBERT4Rec: padding_side must be 'left' or 'right', got {short(self.padding_side)}"
             )
         if self.temporal_proj_init not in ("default", "normal"):
             raise ValueError(
                 "SessionBERT4Rec: temporal_proj_init must be 'default' or 'normal', got "
-                f"{self.temporal_proj_init!r}"
+                f"{short(self.temporal_proj_init)}"
             )
         if self.train_regime not in ("prefix", "per_user", "window"):
             raise ValueError(
                 "SessionBERT4Rec: train_regime must be 'prefix', 'per_user' or 'window', got "
-                f"{self.train_regime!r}"
+                f"{short(self.train_regime)}"
             )
         if not 0 < self.mask_ratio <= 1:
             raise ValueError(f"SessionBERT4Rec: mask_ratio must be in (0, 1], got {self.mask_ratio}")

@@ -20,6 +20,8 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.loss import BPRLoss
 from torch import nn
 
+from recbole_session.literals import short
+
 IMPORTANCE_FORMS = ("paper", "authors", "paper_literal")
 
 
@@ -65,7 +67,7 @@ class SRIEM(SequentialRecommender):
         self.importance_form = config["importance"]
         if self.importance_form not in IMPORTANCE_FORMS:
             raise ValueError(
-                f"SRIEM: importance must be one of {IMPORTANCE_FORMS}, got {self.importance_form!r}"
+                f"SRIEM: importance must be one of {IMPORTANCE_FORMS}, got {short(self.importance_form)}"
             )
         if self.importance_form == "paper_literal":
             getLogger().warning(
