@@ -261,7 +261,7 @@ LOCAL_CASES = [
     case("a converted X.yaml edited afterwards, converted again with other settings", [*EVENTS, "--session-gap", "60"],
          "small.yaml: already there and not written by the converter (changed since the converter wrote it: its "
          "sha256 differs from small.manifest.json)", steps(converted_events, write("out/small/small.yaml", "mine\n"))),
-    case("your own X.yaml beside a converted dataset, which a conversion now writes", [*RAW1_OWN, "--weight", "rating"],
+    case("your own X.yaml beside a converted dataset, which a conversion now writes", [*RAW1_OWN, "--weight", "Rating"],
          "ml-1m.yaml: already there and not written by the converter (ml-1m.manifest.json does not list it)",
          steps(converted_ml1m, write("out/ml-1m/ml-1m.yaml", "mine: 1\n"))),
     case("a manifest that is not JSON", [*EVENTS, "--session-gap", "60"],
