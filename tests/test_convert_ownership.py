@@ -118,6 +118,9 @@ def test_a_dataset_converted_before_manifests_is_replaced_only_with_force(tmp_pa
     assert "converted before the converter kept one" in err and "--force replaces" in err
     assert (folder / "ml-1m.inter").read_bytes() == before
     assert not (folder / "ml-1m.manifest.json").exists()
-    assert ml1m(tmp_path, "--force", *OTHER) == 0
+    capsys.readouterr()
+    assert main(["ml-1m", "--raw", str(RAW), "--out", str(tmp_path), "--min-item-inter", "1",
+                 "--min-user-inter", "1", "--force", *OTHER]) == 0
     assert (folder / "ml-1m.inter").read_bytes() != before
     assert manifest(folder) == listed_as_written(folder)
+    assert "note:" not in capsys.readouterr().err  # it replaced them: nothing was left in place

@@ -124,7 +124,7 @@ def plan(folder: Path, dataset: str, writes: list[str], others: Iterable[str], f
         raise ConvertError(f"{path}: already there and not written by the converter ({why}){also}; "
                            f"--force replaces the files the conversion writes (it never removes others)")
     result = Plan()
-    for name in sorted(set(others) | set(entries or ()) - set(writes)):
+    for name in sorted((set(others) | set(entries or ())) - set(writes)):
         path = folder / name
         if not (path.is_file() or path.is_symlink()):
             continue
