@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from recbole_session.convert import RECIPES, Download, convert, recipe_names
+from recbole_session.convert.__main__ import main as convert_main
 from tests.bad_input import REPO, BadInput, check, sigint_default
 from tests.test_convert_download import serve
 
@@ -121,6 +122,18 @@ def changed_download(folder: Path) -> None:
                                                       "steam_reviews.json.gz\n")
 
 
+def converted_events(folder: Path) -> None:
+    """``small.csv`` converted into ``out/small/`` (by the converter: it has a manifest)."""
+    write("small.csv", EVENTS_CSV)(folder)
+    assert convert_main([arg.replace("{tmp}", str(folder)) for arg in EVENTS]) == 0
+
+
+def converted_ml1m(folder: Path) -> None:
+    """``ratings.dat`` converted into ``out/ml-1m/`` (no ``ml-1m.yaml``: not asked for)."""
+    write("ratings.dat", (FIXTURES / "ratings.dat").read_text())(folder)
+    assert convert_main([arg.replace("{tmp}", str(folder)) for arg in RAW1_OWN]) == 0
+
+
 def ml20(*rows: str) -> str:
     return ML20 + "".join(f"{row}\n" for row in rows)
 
@@ -134,6 +147,11 @@ RAW1 = ["ml-1m", "--raw", "{tmp}/ratings.dat", "--out", "{tmp}/out", "--quiet"]
 CSV = ["csv", "--raw", "{tmp}/events.csv", "--out", "{tmp}/out", "--quiet"]
 STEAM = ["steam", "--raw", "{tmp}/steam_reviews.json", "--out", "{tmp}/out", "--quiet"]
 TAOBAO_ARGS = ["csv", "--raw", "{tmp}/UserBehavior.csv", "--out", "{tmp}/out", "--quiet"]
+# a log that every filter keeps, converted as the dataset 'small' (which writes small.yaml)
+EVENTS_CSV = (FIXTURES / "events.csv").read_text()
+EVENTS = ["csv", "--raw", "{tmp}/small.csv", "--out", "{tmp}/out", "--sep", ";", "--user-col", "who",
+          "--item-col", "what", "--time-col", "when", "--min-item-inter", "1", "--min-user-inter", "1", "--quiet"]
+RAW1_OWN = [*RAW1, "--min-item-inter", "1", "--min-user-inter", "1"]
 
 LOCAL_CASES = [
     # reading the raw file
@@ -232,6 +250,26 @@ LOCAL_CASES = [
     case("a dataset folder that is a file", [*RAW1, "--min-item-inter", "1", "--min-user-inter", "1"],
          "ml-1m: is a file, not a folder (move it away or use --name)",
          steps(write("ratings.dat", (FIXTURES / "ratings.dat").read_text()), write("out/ml-1m", "x"))),
+    # files in the dataset folder that the converter did not write (or that changed since) are
+    # replaced only with --force, and a folder where a file should be not even then
+    case("your own X.inter and X.yaml in the dataset folder", EVENTS,
+         "small.inter: already there and not written by the converter (no small.manifest.json in the folder: "
+         "your own file, or converted before the converter kept one); also in the way: small.yaml; --force "
+         "replaces the files the conversion writes (it never removes others)",
+         steps(write("small.csv", EVENTS_CSV), write("out/small/small.inter", "mine\n"),
+               write("out/small/small.yaml", "mine: 1\n"))),
+    case("a converted X.yaml edited afterwards, converted again with other settings", [*EVENTS, "--session-gap", "60"],
+         "small.yaml: already there and not written by the converter (changed since the converter wrote it: its "
+         "sha256 differs from small.manifest.json)", steps(converted_events, write("out/small/small.yaml", "mine\n"))),
+    case("your own X.yaml beside a converted dataset, which a conversion now writes", [*RAW1_OWN, "--weight", "Rating"],
+         "ml-1m.yaml: already there and not written by the converter (ml-1m.manifest.json does not list it)",
+         steps(converted_ml1m, write("out/ml-1m/ml-1m.yaml", "mine: 1\n"))),
+    case("a manifest that is not JSON", [*EVENTS, "--session-gap", "60"],
+         "small.inter: already there and not written by the converter (small.manifest.json is not a manifest the "
+         "converter can read)", steps(converted_events, write("out/small/small.manifest.json", "{not json"))),
+    case("a folder where an output file should be, with --force", [*EVENTS, "--force"],
+         "small.inter: is a folder, not a file (move it away or use --name)",
+         steps(write("small.csv", EVENTS_CSV), write("out/small/small.inter/notes.txt", "mine\n"))),
     # permissions hold in a process they apply to (see without_permission_override)
     BadInput("converter", "a raw file it may not read", "tests.test_bad_input_convert:without_permission_override",
              tuple(RAW20), "ratings.csv: cannot read the file: permission denied",

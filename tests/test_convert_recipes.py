@@ -181,7 +181,8 @@ def test_asars_preset_and_name(tmp_path):
     config = (folder / "ml-1m-asars.yaml").read_text()
     assert "session_gap: 3600" in config and "load_col" in config
     named = convert("ml-1m", raw=FIXTURES / "ratings.dat", out=tmp_path, name="mine", **LOOSE)
-    assert sorted(p.name for p in named.iterdir()) == ["mine.inter", "mine.stats.json", "mine.yaml"]
+    assert sorted(p.name for p in named.iterdir()) == ["mine.inter", "mine.manifest.json", "mine.stats.json",
+                                                       "mine.yaml"]
 
 
 def test_ml_100k_offline_into_recbole(atomic_root, workdir):

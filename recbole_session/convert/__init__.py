@@ -5,7 +5,7 @@ datasets, RecBole benchmark files of prefix examples).
 [--preset asars] [--session-gap SECONDS] [--force] [--download] ...`` or :func:`convert`. The
 modules, in the order they import each other: ``errors``, ``registry`` (recipes and how they
 are found), ``readers``, ``sessions`` / ``session_based`` / ``stats``, ``atomic`` (writing),
-``download``, ``recipes/*`` (one per dataset family), ``params`` (defaults and presets),
+``manifest`` (which files of a dataset folder the converter wrote), ``download``, ``recipes/*`` (one per dataset family), ``params`` (defaults and presets),
 ``raw`` (finding the raw file), ``pipeline`` (one conversion), ``__main__`` (the command line).
 This file only re-exports; nothing here imports torch or RecBole. See ``docs/converter.md``.
 """

@@ -2,7 +2,8 @@
 [--preset asars] [--session-gap SECONDS] [--force] [--download] [thresholds ...]``.
 
 Bad input exits with code 2 and one line naming file, line and field (or the option); nothing is
-written then. Ctrl+C (exit 130) and SIGTERM (exit 143) remove what was being written.
+written then. A file in the dataset folder that the converter did not write is replaced only with
+``--force`` and never removed (``manifest.py``). Ctrl+C (exit 130) and SIGTERM (exit 143) remove what was being written.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=DEFAULT_OUT, help="output root (RecBole's data_path)")
     parser.add_argument("--name", help="output dataset name (default: the recipe's)")
     parser.add_argument("--preset", choices=preset_names(), help="threshold preset (presets.yaml)")
-    parser.add_argument("--force", action="store_true", help="convert again even if up to date")
+    parser.add_argument("--force", action="store_true",
+                        help="convert again even if up to date, and replace files in the way that the converter "
+                             "did not write (only the names it writes; it never removes another file)")
     parser.add_argument("--download", action="store_true",
                         help="download the public raw dump (into --raw, or OUT/.raw/DATASET)")
     parser.add_argument("--max-unpack-ratio", type=float, default=MAX_UNPACK_RATIO,

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -117,21 +118,27 @@ class Staging:
         assert self.dir is not None, "use Staging as a context manager"
         return self.dir / name
 
-    def commit(self, stale: list[str] = ()) -> Path:
-        """Move the staged files into ``target`` (created if missing) and remove the files named
-        in ``stale`` that this conversion did not write (e.g. a former output name)."""
+    def commit(self, stale: Iterable[str] = (), last: str | None = None) -> Path:
+        """Move the staged files into ``target`` (created if missing), the file named ``last``
+        after the others and after removing the files named in ``stale`` that this conversion
+        did not write (former outputs that the caller found to be the converter's own)."""
         assert self.dir is not None, "use Staging as a context manager"
         if not self.target.exists():
             os.replace(self.dir, self.target)
             self.dir.mkdir()  # so that __exit__ has something to remove
             return self.target
-        written = set()
-        for file in sorted(self.dir.iterdir()):
-            os.replace(file, self.target / file.name)
-            written.add(file.name)
+        files = sorted(self.dir.iterdir())
+        written = {file.name for file in files}
+        for file in files:
+            if file.name != last:
+                os.replace(file, self.target / file.name)
         for name in stale:
             if name not in written:
                 (self.target / name).unlink(missing_ok=True)
+        # the manifest goes last: a run killed before leaves new files that the old manifest does
+        # not vouch for, so the next run refuses to replace them rather than taking them for its own
+        if last in written:
+            os.replace(self.dir / last, self.target / last)
         return self.target
 
 

@@ -22,10 +22,17 @@ from recbole_session.convert.atomic import (
 )
 from recbole_session.convert.download import MAX_UNPACK_RATIO
 from recbole_session.convert.errors import ConvertError, input_error, option_error
+from recbole_session.convert.manifest import manifest_name, plan, write_manifest
 from recbole_session.convert.params import merged_params
 from recbole_session.convert.raw import find_raw, input_identity
 from recbole_session.convert.readers import Events, os_reason
-from recbole_session.convert.registry import OPTIONS, SESSION_AWARE, Recipe, load_recipes
+from recbole_session.convert.registry import (
+    OPTIONS,
+    SESSION_AWARE,
+    SESSION_BASED,
+    Recipe,
+    load_recipes,
+)
 from recbole_session.convert.session_based import PARTS
 from recbole_session.convert.sessions import SessionFilters, prepare
 from recbole_session.convert.stats import (
@@ -67,7 +74,10 @@ def convert(
     the preset. ``verbose`` prints the statistics (and, when the filters drop more than half of
     the users or rows, the funnel with the flag that keeps more); ``funnel`` always prints the
     funnel. Does nothing when the output exists and was made from the same input with the same
-    settings, unless ``force``.
+    settings, unless ``force``. Replaces or removes only the files that it wrote itself and that
+    are unchanged since (``<name>.manifest.json`` lists them); a conversion that would replace any
+    other file is refused, unless ``force``, which replaces the files it writes but never
+    removes another one.
     """
     recipes = load_recipes()
     if dataset not in recipes:
@@ -169,6 +179,11 @@ def run_recipe(spec: Recipe, raw, out: Path, force: bool, name: str | None, pres
         if verbose:
             print(f"{folder} is up to date (same input and settings); --force converts again")
         return folder
+    writes = [*files, manifest_name(dataset)]
+    # former outputs under this name (of either kind, with or without <name>.yaml): removed only
+    # while they are the converter's own (see manifest.py)
+    former = output_files(SESSION_AWARE, dataset, True) + output_files(SESSION_BASED, dataset, True)
+    plan(folder, dataset, writes, former, force)  # refuse before the work, not after it
 
     if spec.kind == SESSION_AWARE:
         staged, stats, table, fields = _session_aware(spec, source, dataset, params)
@@ -183,7 +198,9 @@ def run_recipe(spec: Recipe, raw, out: Path, force: bool, name: str | None, pres
             write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", stage.path(f"{dataset}.stats.json"))
             if custom:
                 _write_config(spec, dataset, params, fields, stage.path(f"{dataset}.yaml"))
-            stage.commit(stale=output_files(spec.kind, dataset, True))
+            write_manifest(stage.path(writes[-1]), dataset, [stage.path(file) for file in files])
+            done = plan(folder, dataset, writes, former, force)  # again: the folder may have changed meanwhile
+            stage.commit(stale=done.remove, last=writes[-1])
         except OSError as err:
             raise write_error(Path(err.filename) if err.filename else folder, err) from None
     if verbose:
@@ -193,7 +210,10 @@ def run_recipe(spec: Recipe, raw, out: Path, force: bool, name: str | None, pres
             print(format_funnel(stats["funnel"]), file=sys.stderr if warning and not funnel else sys.stdout)
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
-        print(f"wrote {folder}/ ({', '.join(files)})")
+        print(f"wrote {folder}/ ({', '.join(writes)})")
+        for file, why in done.keep:
+            print(f"note: left {folder / file} as it is ({why}): the converter removes only its own files",
+                  file=sys.stderr)
         if custom:
             print(f"train on it with: python run_recbole_session.py --dataset={dataset} "
                   f"--data_path={out} --config_files={folder / (dataset + '.yaml')}")
