@@ -50,6 +50,7 @@ from recbole_session.tune.space import (
     parse_space,
 )
 from recbole_session.tune.trainable import SCORE, TrialSetup, run_trial
+from recbole_session.tune.trust import RAY_STATE, drop_manifest, verify_manifest, write_manifest
 
 # Ray's socket files live under its temp folder: AF_UNIX paths are limited to 107 bytes, and
 # Ray appends about 64 characters (session_<date>_<time>_<pid>/sockets/plasma_store).
@@ -240,9 +241,11 @@ def _prepare_settings(settings: SearchSettings) -> SearchSettings:
 
 def _make_tuner(settings: SearchSettings, config, space: SearchSpace, experiment: Path, resume: bool,
                 verbose: int):
-    """A new Tuner, or the one saved in ``experiment``."""
+    """A new Tuner, or the one saved in ``experiment`` (whose files :func:`verify_manifest` checked)."""
     from ray import tune
     from ray.air import FailureConfig, RunConfig
+
+    from recbole_session.tune.callbacks import ClosingTBXLoggerCallback
 
     trainable = _trainable(settings, _shared_dataset(config, space))
     if resume:
@@ -259,10 +262,22 @@ def _make_tuner(settings: SearchSettings, config, space: SearchSpace, experiment
         ),
         run_config=RunConfig(
             name=EXPERIMENT, storage_path=str(experiment.parent), verbose=verbose,
+            # every file written before the search signs its folder (see the callback)
+            callbacks=[ClosingTBXLoggerCallback()],
             # a failing trial is recorded and the search goes on
             failure_config=FailureConfig(max_failures=0, fail_fast=False),
         ),
     )
+
+
+def _sign(output: Path) -> None:
+    """Write the resume manifest; a search whose folder cannot be signed still reports its
+    results, and says that --resume will refuse the folder."""
+    try:
+        write_manifest(output)
+    except (OSError, UsageError) as err:
+        text = " ".join(str(err).split())
+        print(f"cannot sign {output} for --resume ({text}): --resume will refuse it", file=sys.stderr)
 
 
 def _check_output(output: Path) -> None:
@@ -373,11 +388,13 @@ def tune_model(
             raise UsageError("resume needs the output folder of the search to continue")
         output = f"ray_results/{model}-{dataset}"
     output = Path(output).expanduser().resolve()
-    experiment = output / "ray" / EXPERIMENT
+    experiment = output / RAY_STATE / EXPERIMENT
     _check_output(output)
     if resume:
         if not (output / SETTINGS_FILE).is_file():
             raise UsageError(f"nothing to resume in {output}: no {SETTINGS_FILE} (start the search without --resume)")
+        # before anything of the folder is read: Ray unpickles its files
+        verify_manifest(output)
         settings = load_settings(output)
         for name, given in (("model", model), ("dataset", dataset)):
             if given is not None and given != getattr(settings, name):
@@ -413,7 +430,10 @@ def tune_model(
         _check_local_resources(settings, num_cpus)
     # convert the dataset once, before any trial starts
     ensure_atomic_files(config)
-    if not resume:
+    if resume:
+        # the folder changes from here on: a search killed before it signs again cannot be resumed
+        drop_manifest(output)
+    else:
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -423,15 +443,20 @@ def tune_model(
         _write_json(output / SETTINGS_FILE, asdict(settings))
 
     temp_dir, short_temp = ray_temp_dir(output) if start_local else (None, False)
-    started = start_ray(address, num_cpus, None, temp_dir)
-    if short_temp:
-        print(f"Ray's temporary files are in {temp_dir}: {output}/ray_tmp is too deep for its socket paths",
-              file=sys.stderr)
     try:
-        tuner = _make_tuner(settings, config, space_obj, experiment, resume, verbose)
-        with quiet_analysis():
-            tuner.fit()
+        started = start_ray(address, num_cpus, None, temp_dir)
+        if short_temp:
+            print(f"Ray's temporary files are in {temp_dir}: {output}/ray_tmp is too deep for its socket paths",
+                  file=sys.stderr)
+        try:
+            tuner = _make_tuner(settings, config, space_obj, experiment, resume, verbose)
+            with quiet_analysis():
+                tuner.fit()
+        finally:
+            if started:
+                ray.shutdown()
     finally:
-        if started:
-            ray.shutdown()
+        # after Ray's last write of the search (Tuner.fit has returned and this process's Ray
+        # is shut down), whatever ended the search: what --resume will accept
+        _sign(output)
     return write_outputs(output, settings, space_obj, config)
