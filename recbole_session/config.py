@@ -67,6 +67,8 @@ class Config(RecBoleConfig):
                     loaded = yaml.load(handle.read(), Loader=self.yaml_loader)
             except OSError as err:
                 raise ConfigFileError(f"{file}: cannot read the config file ({err.strerror})") from None
+            except UnicodeDecodeError as err:
+                raise ConfigFileError(f"{file}: not utf-8 text (byte {err.start})") from None
             except yaml.YAMLError as err:
                 mark = getattr(err, "problem_mark", None)
                 line = f", line {mark.line + 1}" if mark is not None else ""

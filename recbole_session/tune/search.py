@@ -4,6 +4,7 @@ Layout of an output folder::
 
     search.json     the settings of the search (what --resume continues)
     space.yaml      a copy of the search space
+    resume.json     the signed manifest of search.json, space.yaml and ray/ (recbole_session.tune.trust)
     ray/search/     Ray Tune's experiment (one folder per trial, with RecBole's log)
     ray_tmp/        Ray's temporary files, when this search started the Ray instance
     results.csv, best.yaml, summary.md, plot_<key>.png   (see recbole_session.tune.report)
@@ -16,6 +17,7 @@ import logging
 import math
 import os
 import pickle
+import socket
 import sys
 import tempfile
 from dataclasses import asdict
@@ -56,6 +58,10 @@ from recbole_session.tune.trust import RAY_STATE, drop_manifest, verify_manifest
 # Ray appends about 64 characters (session_<date>_<time>_<pid>/sockets/plasma_store).
 RAY_SOCKET_SUFFIX = 64
 AF_UNIX_PATH_MAX = 107
+# --address: Ray's client scheme, the largest TCP port, and how long to wait for the cluster
+RAY_CLIENT_PREFIX = "ray://"
+MAX_PORT = 65535
+ADDRESS_PROBE_SECONDS = 5
 # keys that describe the data: searching one of them means each trial builds its own dataset
 DATA_KEYS = frozenset({"eval_args", "seed", "repeatable", "benchmark_filename"})
 
@@ -94,7 +100,11 @@ def start_ray(
         return False
     quiet = {"logging_level": logging.WARNING, "include_dashboard": False}
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as err:  # "auto" without a cluster, or one that went away
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UsageError(f"--address {address}: cannot join the Ray cluster ({short(first)})") from None
         return True
     pythonpath = os.pathsep.join(p for p in (package_root(), os.environ.get("PYTHONPATH")) if p)
     # ray 2.6.3 imports the deprecated pkg_resources in every worker: keep that one warning
@@ -283,15 +293,34 @@ def _sign(output: Path) -> None:
 def _check_output(output: Path) -> None:
     """The output folder must be a folder this process can write, or creatable in one: found
     out before anything is loaded, not at the first write."""
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"{output}: --output is a file, not a folder (choose another --output)")
-    existing = output
-    while not existing.exists():  # the nearest folder that exists: mkdir creates the rest
-        existing = existing.parent
+    try:
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"{output}: --output is a file, not a folder (choose another --output)")
+        existing = output
+        while not existing.exists():  # the nearest folder that exists: mkdir creates the rest
+            existing = existing.parent
+    except OSError as err:  # a name longer than the file system allows
+        raise UsageError(f"{short(str(output))}: cannot use it as --output: {err.strerror}") from None
     if not existing.is_dir():
         raise UsageError(f"{existing}: is a file, so --output {output} cannot be created there")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{existing}: cannot write there: permission denied (choose a writable --output)")
+
+
+def _check_address(address: str) -> None:
+    """``auto``, ``host:port`` or ``ray://host:port``, and something listens there: found out
+    before anything is read (ray.init prints dozens of lines and raises after retrying)."""
+    if address == "auto":  # Ray reads the address of the cluster it started on this machine
+        return
+    host, sep, port = address.removeprefix(RAY_CLIENT_PREFIX).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
+        raise UsageError(f"--address {short(address)}: expected auto, host:port or {RAY_CLIENT_PREFIX}host:port")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_PROBE_SECONDS):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err) or type(err).__name__
+        raise UsageError(f"--address {address}: no Ray cluster answers there ({reason})") from None
 
 
 def _parse_copy(output: Path, space_file: str) -> SearchSpace:
@@ -379,6 +408,12 @@ def tune_model(
     Each trial reserves ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs. With
     ``resume=True`` the settings are read back from ``output`` (the other arguments, if given,
     must match) and finished trials are not run again.
+
+    Resuming trusts the per-user key file (:func:`recbole_session.tune.trust.key_file`) and so
+    only a folder that this user's search wrote on this machine: every search signs its Ray
+    state when it ends (:mod:`recbole_session.tune.trust`), and ``resume=True`` refuses a
+    folder whose state is unsigned or changed before Ray unpickles any of it. Bad arguments
+    raise :class:`~recbole_session.cli.UsageError` (one line) before anything is read.
     """
     _check_arguments(locals())
     from ray import tune
@@ -387,6 +422,10 @@ def tune_model(
         if resume:
             raise UsageError("resume needs the output folder of the search to continue")
         output = f"ray_results/{model}-{dataset}"
+    if not str(output).strip():  # an unset shell variable: the search would fill the working directory
+        raise UsageError("--output is empty: name the output folder")
+    if address:
+        _check_address(address)
     output = Path(output).expanduser().resolve()
     experiment = output / RAY_STATE / EXPERIMENT
     _check_output(output)
