@@ -375,7 +375,7 @@ def load_settings(output: str | Path) -> SearchSettings:
     except FileNotFoundError:
         raise UsageError(f"nothing to resume in {output}: no {SETTINGS_FILE} (start the search without --resume)") from None
     except (ValueError, TypeError) as err:
-        raise UsageError(f"{file}: not a search settings file ({err})") from None
+        raise UsageError(f"{file}: not a search settings file ({short(str(err))})") from None
 
 
 def tune_model(
