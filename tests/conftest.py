@@ -3,6 +3,7 @@ recbole wheel) and a small, fast RecBole configuration for end-to-end runs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,22 @@ import torch
 
 import recbole_session  # noqa: F401  (shims and registration before any RecBole use)
 from recbole_session.convert import convert
+
+
+@pytest.fixture(scope="session", autouse=True)
+def resume_key(tmp_path_factory) -> Path:
+    """The key that signs tune's output folders for --resume: the tests' own, never the user's
+    (~/.config/recbole-session/resume.key); the commands the tests start inherit it."""
+    from recbole_session.tune.trust import KEY_ENV
+
+    path = tmp_path_factory.mktemp("config") / "recbole-session" / "resume.key"
+    saved = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop(KEY_ENV, None)
+    else:
+        os.environ[KEY_ENV] = saved
 
 
 @pytest.fixture(scope="session")

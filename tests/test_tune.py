@@ -9,6 +9,7 @@ import ast
 import csv
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -34,6 +35,7 @@ from recbole_session.tune import (
 )
 from recbole_session.tune.search import _shared_dataset
 from recbole_session.tune.space import default_space_file
+from recbole_session.tune.trust import MANIFEST, verify_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 TUNE_DIR = REPO / "properties" / "tune"
@@ -54,6 +56,16 @@ PAPER_GRID = {
     "max_session_segments": [2, 3, 4, 5],
     "temporal_dim": [8, 16, 32, 64],
 }
+
+
+class _Touch:
+    """Unpickles as ``os.system('touch <marker>')``: a crafted tuner.pkl."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
 
 
 def _recbole_yaml_keys(name: str) -> set[str]:
@@ -218,6 +230,7 @@ class Search:
     stdout: str
     rows_before: list[dict[str, str]]
     results_before: dict[Path, bytes]
+    signed_files: int  # the files the interrupted search signed for --resume
     result: SearchResult
 
 
@@ -247,8 +260,12 @@ def search(ray_address, search_dir, tiny) -> Search:
     stdout, _ = proc.communicate(timeout=120)
     rows_before = _read_csv(out / "results.csv")
     results_before = {f: f.read_bytes() for f in _finished_trials(out / "ray" / "search")}
+    # the interrupted search signed its folder after Ray's last write (the process has exited,
+    # the Ray instance it joined still runs): --resume accepts it
+    verify_manifest(out)
+    signed_files = len(json.loads((out / MANIFEST).read_text())["files"])
     result = tune_model(resume=True, output=out, verbose=0)
-    return Search(proc.returncode, stdout, rows_before, results_before, result)
+    return Search(proc.returncode, stdout, rows_before, results_before, signed_files, result)
 
 
 def test_interrupted_search_resumes_without_rerunning_finished_trials(search, tiny):
@@ -272,6 +289,24 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(search, ti
         assert file.read_bytes() == content
     with pytest.raises(UsageError, match="already holds a search"):
         tune_model("GRU4Rec", "ml-100k", out / "space.yaml", output=out, config_dict=tiny)
+
+
+def test_a_real_search_folder_is_signed_and_a_replaced_tuner_pkl_is_refused(search, tmp_path):
+    out = search.result.output
+    # the resumed, finished search signed its folder again, with the trials it added
+    verify_manifest(out)
+    files = {e["path"] for e in json.loads((out / MANIFEST).read_text())["files"]}
+    assert {"search.json", "space.yaml", "ray/search/tuner.pkl"} <= files and len(files) > search.signed_files
+    # TensorBoard's files too: closed before the folder was signed
+    assert any("/events.out.tfevents." in f for f in files)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("ray_tmp"))
+    verify_manifest(copy)  # relative paths: a moved folder still resumes
+    marker = tmp_path / "ran"
+    (copy / "ray" / "search" / "tuner.pkl").write_bytes(pickle.dumps(_Touch(marker)))
+    with pytest.raises(UsageError, match=r"tuner\.pkl: changed since the search wrote it: refused to resume"):
+        tune_model(resume=True, output=copy, verbose=0)
+    assert not marker.exists()
 
 
 def test_search_writes_every_output(search):
@@ -359,8 +394,6 @@ def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
          "hidden_size is both searched"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--epochs=ten", data, *out], "epochs expects an integer"),
         (["--model=SASRec", "--dataset=ml-100k", data, *out], "no search space for SASRec"),
-        (["--model=GRU4Rec", "--dataset=ml-100k", "--scheduler=fifo", "--num-samples=0", data, *out],
-         "--num-samples must be at least 1"),
         # against the Ray instance of this process if one runs, else the machine (a trial that
         # asks for more than a local instance has would wait forever)
         (["--model=GRU4Rec", "--dataset=ml-100k", "--cpus-per-trial=4096", data, *out],

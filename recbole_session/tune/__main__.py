@@ -10,7 +10,12 @@ import sys
 
 from recbole_session.cli import EXIT_INTERRUPTED, ArgumentParser, UsageError, fail, parse_overrides
 from recbole_session.tune.search import tune_model
-from recbole_session.tune.settings import ASHA_GRACE_PERIOD, ASHA_REDUCTION_FACTOR, SCHEDULERS
+from recbole_session.tune.settings import (
+    ASHA_GRACE_PERIOD,
+    ASHA_REDUCTION_FACTOR,
+    RANGES,
+    SCHEDULERS,
+)
 from recbole_session.tune.trainable import SCORE
 
 PROG = "python -m recbole_session.tune"
@@ -25,20 +30,25 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--model", "-m", help="model name (ours or RecBole's)")
     parser.add_argument("--dataset", "-d", help="dataset name (folder under data_path)")
     parser.add_argument("--space", help="search-space yaml (default properties/tune/<model>.yaml)")
-    parser.add_argument("--num-samples", type=int, default=1,
+    parser.add_argument("--num-samples", type=RANGES["num_samples"].argparse_type(), default=1,
                         help="samples of the space (a grid is run completely for each sample)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
                         help="asha stops bad trials early; fifo runs every trial to the end")
-    parser.add_argument("--grace-period", type=int, default=ASHA_GRACE_PERIOD,
+    parser.add_argument("--grace-period", type=RANGES["grace_period"].argparse_type(), default=ASHA_GRACE_PERIOD,
                         help="ASHA: evaluations every trial gets before it can be stopped")
-    parser.add_argument("--reduction-factor", type=int, default=ASHA_REDUCTION_FACTOR,
+    parser.add_argument("--reduction-factor", type=RANGES["reduction_factor"].argparse_type(),
+                        default=ASHA_REDUCTION_FACTOR,
                         help="ASHA: keep 1/factor of the trials at each rung")
-    parser.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (torch threads)")
-    parser.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs per trial (fractions share a GPU)")
-    parser.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once")
+    parser.add_argument("--cpus-per-trial", type=RANGES["cpus_per_trial"].argparse_type(), default=1,
+                        help="CPUs per trial (torch threads)")
+    parser.add_argument("--gpus-per-trial", type=RANGES["gpus_per_trial"].argparse_type(), default=0,
+                        help="GPUs per trial (fractions share a GPU)")
+    parser.add_argument("--max-concurrent", type=RANGES["max_concurrent"].argparse_type(), default=None,
+                        help="at most this many trials at once")
     parser.add_argument("--address", default=None,
                         help="join a Ray cluster (auto, host:port or ray://host:port) instead of starting one")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default all)")
+    parser.add_argument("--num-cpus", type=RANGES["num_cpus"].argparse_type(), default=None,
+                        help="CPUs of the local Ray instance (default all)")
     parser.add_argument("--config_files", default=None, help="space-separated RecBole yaml files for every trial")
     parser.add_argument("--output", default=None, help="output folder (default ray_results/<model>-<dataset>)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted search in --output")
