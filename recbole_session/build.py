@@ -80,7 +80,7 @@ def make_config(
     try:
         with hidden_argv():
             config = Config(model, dataset, config_file_list, config_dict)
-    except ValueError as err:  # an unknown model, a bad config file, a value RecBole's Config refuses
+    except (ValueError, NotImplementedError) as err:  # an unknown model or metric, a bad config file, a value RecBole's Config refuses
         raise UsageError(" ".join(str(err).split())) from None
     if check:
         check_config(config, config_dict)

@@ -83,6 +83,14 @@ MAX_BATCH = 2**31 - 1
 _PROBABILITY = Rule(lambda v, c: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
 # RecBole's init_logger maps these (in any case) to logging levels and anything else to INFO
 LOG_STATES = ("INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL")
+# RecBole's Trainer._build_optimizer knows these and silently trains with Adam on any other
+LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")
+# the losses of RecBole's sequential models
+RECBOLE_LOSS_TYPES = ("CE", "BPR")
+# RecBole's eval_args orders: random, time (sequential models need time order)
+EVAL_ORDERS = ("RO", "TO")
+# longer sequences than this are no session history: RecBole allocates rows x this length
+MAX_SEQUENCE_LENGTH = 100_000
 
 
 def _metric_names(config) -> list[str]:
@@ -109,6 +117,57 @@ def _computed_metrics(config) -> list[str]:
     return names
 
 
+def _known_metrics(value: Any) -> bool:
+    from recbole.evaluator.register import metric_information
+
+    names = [value] if isinstance(value, str) else value
+    return (isinstance(names, (list, tuple)) and bool(names)
+            and all(isinstance(m, str) and m.lower() in metric_information for m in names))
+
+
+def _metric_choices(config) -> str:
+    from recbole.evaluator.register import metric_information
+
+    given = [m for m in _metric_names(config) if m.lower() not in metric_information]
+    hint = suggestion(given[0], metric_information) if given else ""
+    return f"a non-empty list of RecBole metrics{hint} (known: {', '.join(sorted(metric_information))})"
+
+
+def _sizes(value: Any, config) -> bool:
+    """A layer size or count: a positive integer, or a list of them (some models take one per layer)."""
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(_is_int(v) and v >= 1 for v in values)
+
+
+def _loss_types(config) -> tuple[str, ...]:
+    """The losses of a sequential model: its module's ``LOSS_TYPES`` where it declares them
+    (ASARS), else RecBole's CE and BPR."""
+    import sys
+
+    module = sys.modules.get(getattr(config.model_class, "__module__", ""), None)
+    return tuple(getattr(module, "LOSS_TYPES", None) or RECBOLE_LOSS_TYPES)
+
+
+def _loss_type(value: Any, config) -> bool:
+    from recbole.utils import ModelType
+
+    return config["MODEL_TYPE"] != ModelType.SEQUENTIAL or value in _loss_types(config)
+
+
+def _eval_order(value: Any, config) -> bool:
+    from recbole.utils import ModelType
+
+    if not isinstance(value, dict):
+        return True  # RecBole's Config says "should be a dict" in one line itself
+    order = value.get("order", "RO")
+    return order in EVAL_ORDERS and (config["MODEL_TYPE"] != ModelType.SEQUENTIAL or order == "TO")
+
+
+def _gpu_ids(value: Any, config) -> bool:
+    return (_is_int(value) and value >= 0) or (
+        isinstance(value, str) and all(part.strip().isdigit() for part in value.split(",")))
+
+
 def _valid_metric(value: Any, config) -> bool:
     return isinstance(value, str) and value.lower() in _computed_metrics(config)
 
@@ -118,7 +177,7 @@ RULES: dict[str, Rule] = {
     "epochs": _at_least(1),
     "train_batch_size": _between(1, MAX_BATCH),
     "eval_batch_size": _between(1, MAX_BATCH),
-    "MAX_ITEM_LIST_LENGTH": _at_least(1),
+    "MAX_ITEM_LIST_LENGTH": _between(1, MAX_SEQUENCE_LENGTH),
     "stopping_step": _at_least(1),
     "eval_step": _at_least(0),
     "seed": _between(0, MAX_SEED),
@@ -133,11 +192,19 @@ RULES: dict[str, Rule] = {
     "eval_protocols": Rule(lambda v, c: _protocols(v),
                            "a list of full, random<N>, popular<N>, uni<N>, pop<N> (e.g. [random100, full])"),
     "state": Rule(lambda v, c: isinstance(v, str) and v.upper() in LOG_STATES, f"one of {', '.join(LOG_STATES)}"),
+    "metrics": Rule(lambda v, c: _known_metrics(v), _metric_choices),
+    "learner": Rule(lambda v, c: isinstance(v, str) and v.lower() in LEARNERS, f"one of {', '.join(LEARNERS)}"),
+    "loss_type": Rule(_loss_type, lambda c: f"one of {', '.join(_loss_types(c))} for {c['model']}"),
+    "eval_args": Rule(_eval_order, lambda c: f"order {' or '.join(EVAL_ORDERS)} ('TO', time order, for a "
+                      f"sequential model such as {c['model']})"),
+    "gpu_id": Rule(_gpu_ids, "GPU numbers separated by commas (e.g. 0 or '0,1')"),
+    **{key: Rule(_sizes, "a positive integer (or a list of them)") for key in
+       ("embedding_size", "hidden_size", "inner_size", "n_layers", "num_layers", "n_heads")},
     "valid_metric": Rule(_valid_metric, lambda c: "one of the metrics the run computes (metrics at each topk): "
                          + ", ".join(_computed_metrics(c)[:12])),
 }
 
-_KIND = {bool: "True or False", int: "an integer", float: "a number"}
+_KIND = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
 
 
 def _given(config, key: str) -> str:
@@ -163,16 +230,25 @@ def check_types(config, overrides: dict[str, Any]) -> None:
             ok = _is_int(value)
         elif isinstance(default, float):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, str) and key not in RULES:  # RULES say more (gpu_id takes 0 too)
+            ok = isinstance(value, (str, os.PathLike))
         else:
             continue
         if not ok:
             raise UsageError(f"bad override --{key}={short(value)}: {key} expects {_KIND[type(default)]} (default {default!r})")
 
 
-def check_values(config) -> None:
-    """Every key of :data:`RULES` that the config sets must pass its check."""
+def check_values(config, keys: tuple[str, ...] | None = None) -> None:
+    """Every key of :data:`RULES` (or of ``keys``) that the config sets must pass its check."""
     for key, rule in RULES.items():
-        if key in config and config[key] is not None and not rule.check(config[key], config):
+        if key not in config or (keys is not None and key not in keys):
+            continue
+        if config[key] is None:
+            # null where RecBole's or the model's default is a value: RecBole fails late on it
+            if (getattr(config, "internal_config_dict", None) or {}).get(key) is not None:
+                raise UsageError(f"bad value {_given(config, key)}: {key} expects {rule.expects(config)}, not null")
+            continue
+        if not rule.check(config[key], config):
             raise UsageError(f"bad value {_given(config, key)}: {key} expects {rule.expects(config)}")
 
 
@@ -313,6 +389,8 @@ def _megabytes(size: float) -> str:
 def check_folder(path: str | os.PathLike, option: str, need: int = MIN_FREE_BYTES) -> None:
     """``path`` is a folder this process can write into, or can create, on a disk with ``need``
     bytes free; :class:`UsageError` naming the folder and ``option`` otherwise. Creates nothing."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise UsageError(f"{option}: expected a folder")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{path}: is a file, not a folder ({option}: move it away or choose another folder)")
@@ -323,7 +401,10 @@ def check_folder(path: str | os.PathLike, option: str, need: int = MIN_FREE_BYTE
         raise UsageError(f"{existing}: is a file, not a folder, so {path} cannot be made ({option})")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{path}: cannot write there: permission denied ({option}: choose a writable folder)")
-    free = shutil.disk_usage(existing).free
+    usage = shutil.disk_usage(existing)
+    if usage.total == 0:  # /proc, /sys: nothing can be written there
+        raise UsageError(f"{path}: cannot write there: not a folder on a disk ({option}: choose another folder)")
+    free = usage.free
     if free < need:
         raise UsageError(f"{path}: no space left on the device: {_megabytes(free)} free, {_megabytes(need)} needed "
                          f"({option}: free some space or choose another folder)")

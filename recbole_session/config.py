@@ -26,7 +26,8 @@ from recbole.utils import ModelType
 from recbole.utils.argument_list import dataset_arguments
 
 from recbole_session.checkpoint import STATE_KEY, from_literal
-from recbole_session.checks import check_code_paths
+from recbole_session.checks import check_code_paths, check_values
+from recbole_session.cli import UsageError
 from recbole_session.literals import (
     ConfigLoader,
     YamlBudgetError,
@@ -148,10 +149,8 @@ class Config(RecBoleConfig):
         if model is None:
             model = self.external_config_dict.get("model")
             if model is None:
-                raise KeyError(
-                    "model need to be specified in at least one of the these ways: "
-                    "[model variable, config file, config dict, command line] "
-                )
+                raise UsageError("no model given: name it as an argument, in a config file, in config_dict or "
+                                 "with --model=...")
         if isinstance(model, str):
             final_model, final_model_class = model, get_model(model)
         else:
@@ -160,10 +159,8 @@ class Config(RecBoleConfig):
         if dataset is None:
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
-                raise KeyError(
-                    "dataset need to be specified in at least one of the these ways: "
-                    "[dataset variable, config file, config dict, command line] "
-                )
+                raise UsageError("no dataset given: name it as an argument, in a config file, in config_dict or "
+                                 "with --dataset=...")
         return final_model, final_model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):
@@ -195,6 +192,8 @@ class Config(RecBoleConfig):
         ):
             final["train_neg_sample_args"] = None
         data_root = final["data_path"]
+        # RecBole's own reading of metrics raises KeyError / NotImplementedError on a bad list
+        check_values(self, keys=("metrics",))
         super()._set_default_parameters()
         final["data_path"] = os.path.join(data_root, self.dataset)
 

@@ -149,6 +149,9 @@ def check_atomic_file(path: Path, config) -> None:
         if name not in fields:
             raise UsageError(f"{path}, line 1: column '{name}' missing (the header has {', '.join(fields)}); "
                              f"expected e.g. {example!r}")
+        if not _loaded(config, name):
+            raise UsageError(f"bad value load_col: {short(config['load_col'])}: its 'inter' list leaves out "
+                             f"'{name}', which RecBole needs")
     if not first_row.strip():
         raise UsageError(f"{path}: no rows after the header line")
     floats = [f"{name}:float" for name, ftype in fields.items() if ftype == "float" and _loaded(config, name)]

@@ -122,7 +122,8 @@ def load_yaml(text: str) -> Any:
 def load_yaml_mapping(text: str) -> dict[str, Any]:
     """A yaml document that must be a mapping of names to values (a config file, a dataset
     folder's yaml), read as :func:`load_yaml` reads it; :class:`YamlShapeError` (with the line)
-    for another shape or a key that is not a string (``1: 2``). Empty text is ``{}``."""
+    for another shape, a key that is not a string (``1: 2``) or a key given twice. Empty text
+    is ``{}``."""
     loader = ConfigLoader(text)
     try:
         node = loader.get_single_node()
@@ -130,10 +131,14 @@ def load_yaml_mapping(text: str) -> dict[str, Any]:
             return {}
         if not isinstance(node, yaml.MappingNode):
             raise YamlShapeError("expected a mapping of keys to values (key: value lines)", node.start_mark)
+        seen: set[str] = set()
         for key, _ in node.value:
             if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
                 raise YamlShapeError(f"key {short(key.value if isinstance(key, yaml.ScalarNode) else '...')}: "
                                       "a config key is a name (a string)", key.start_mark)
+            if key.value in seen:  # yaml keeps the last one silently
+                raise YamlShapeError(f"key {short(key.value)}: given twice", key.start_mark)
+            seen.add(key.value)
         return loader.construct_document(node)
     finally:
         loader.dispose()

@@ -35,6 +35,7 @@ from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_session.cli import did_you_mean
+from recbole_session.literals import short
 
 # Model families we ship, named as RecBole names its model sub-packages.
 MODEL_SUBMODULES = ("sequential_recommender",)
@@ -117,7 +118,7 @@ def _unknown_model(model_name: str) -> UnknownModelError:
     guess = (ours.get(close) or _recbole_class_name(close)) if close else None
     hint = f": did you mean {guess}?" if guess else ""
     return UnknownModelError(
-        f"`model_name` [{model_name}] is neither a recbole_session model "
+        f"`model_name` [{short(model_name)[1:-1]}] is neither a recbole_session model "
         f"({', '.join(ours.values()) or 'none'}) nor a RecBole model{hint}"
     )
 

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from recbole_session.build import check_arguments
+from recbole_session.checks import check_folder
 from recbole_session.cli import UsageError, parse_overrides
 from recbole_session.files import update_section
 from recbole_session.model.sequential_recommender.sessionbert4rec import reference_parameter_count
@@ -128,6 +131,15 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     started = time.perf_counter()
     if args.seeds < 1 or args.jobs < 1 or args.threads < 1:
         raise ReproduceError("--seeds, --jobs and --threads must be at least 1")
+    cores = os.cpu_count() or 1
+    if args.jobs > cores or args.threads > cores:  # more only thrash (100,000 threads died loading a library)
+        raise ReproduceError(f"--jobs and --threads must be at most this machine's {cores} cores")
+    check_arguments(None, args.dataset, None, None)
+    check_folder(args.out, "--out")
+    if args.work:
+        check_folder(args.work, "--work")
+    if args.docs and Path(args.docs).is_dir():
+        raise ReproduceError(f"--docs {args.docs}: is a folder, not a Markdown file")
     sweep = (int_list(args.segments, "--segments"), int_list(args.temporal_dims, "--temporal-dims"))
     wanted = [key.strip().lower() for key in (args.rows or "").split(",") if key.strip()]
     unknown = sorted(set(wanted) - set(ROW_KEYS))
