@@ -87,7 +87,49 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def _config_file(text: str):
+    def setup(folder: Path) -> None:
+        (folder / "c.yaml").write_text(text)
+    return setup
+
+
+REPRODUCE = "recbole_session.reproduce:main"
+MORE_CASES = [
+    BadInput("training", "--metrics=[]", TRAIN, (*ML100K, "--metrics=[]"), "metrics expects a non-empty list of RecBole metrics"),
+    BadInput("training", "--metrics=[Recal]", TRAIN, (*ML100K, "--metrics=[Recal]"), "did you mean recall?"),
+    BadInput("training", "--learner=sgdx (RecBole trained with Adam instead)", TRAIN, (*ML100K, "--learner=sgdx"),
+             "learner expects one of adam, adamw, sgd, adagrad, rmsprop, sparse_adam"),
+    BadInput("training", "--loss_type=XYZ", TRAIN, (*ML100K, "--loss_type=XYZ"), "loss_type expects one of CE, BPR for GRU4Rec"),
+    BadInput("training", "a sequential model in random order", TRAIN, (*ML100K, "--eval_args={'order': 'RO'}"),
+             "eval_args expects order RO or TO ('TO', time order, for a sequential model such as GRU4Rec)"),
+    BadInput("training", "--gpu_id=abc", TRAIN, (*ML100K, "--gpu_id=abc"), "gpu_id expects GPU numbers separated by commas"),
+    BadInput("training", "--hidden_size=0", TRAIN, (*ML100K, "--hidden_size=0"), "hidden_size expects a positive integer"),
+    BadInput("training", "--embedding_size=-4", TRAIN, (*ML100K, "--embedding_size=-4"), "embedding_size expects a positive integer"),
+    BadInput("training", "--MAX_ITEM_LIST_LENGTH=100000000000", TRAIN, (*ML100K, "--MAX_ITEM_LIST_LENGTH=100000000000"),
+             "MAX_ITEM_LIST_LENGTH expects an integer >= 1 and <= 100,000"),
+    BadInput("training", "--checkpoint_dir= (empty)", TRAIN, (*ML100K, "--checkpoint_dir="), "--checkpoint_dir='': expected a folder"),
+    BadInput("training", "--checkpoint_dir=/proc/x", TRAIN, (*ML100K, "--checkpoint_dir=/proc/x"), "not a folder on a disk"),
+    BadInput("training", "--checkpoint_dir=5 (a number where a path goes)", TRAIN, (*ML100K, "--checkpoint_dir=5"),
+             "checkpoint_dir expects a string (default 'saved')"),
+    BadInput("training", "epochs: null in a config file", TRAIN, (*ML100K, "--config_files={tmp}/c.yaml"),
+             "epochs expects an integer >= 1, not null", setup=_config_file("epochs: null\n")),
+    BadInput("training", "a key given twice in a config file", TRAIN, (*ML100K, "--config_files={tmp}/c.yaml"),
+             "c.yaml, line 2: key 'epochs': given twice", setup=_config_file("epochs: 1\nepochs: 2\n")),
+    BadInput("training", "load_col without the item column", TRAIN, (*MINE, "--load_col={'inter': ['user_id', 'timestamp']}"),
+             "its 'inter' list leaves out 'item_id', which RecBole needs", setup=_dataset),
+    BadInput("training", "a 5,000-character --model", TRAIN, ("--model=" + "M" * 5000, "--dataset=ml-100k"), "MMM...MMM"),
+    BadInput("reproduce", "--out onto a file", REPRODUCE, ("table2", "--dataset=ml-100k", "--out={tmp}/f"),
+             "f: is a file, not a folder (--out", setup=_file("f")),
+    BadInput("reproduce", "--work onto a file", REPRODUCE, ("table2", "--dataset=ml-100k", "--out={tmp}/o", "--work={tmp}/f"),
+             "f: is a file, not a folder (--work", setup=_file("f")),
+    BadInput("reproduce", "--threads=100000", REPRODUCE, ("table2", "--dataset=ml-100k", "--threads=100000"),
+             "--jobs and --threads must be at most this machine's"),
+    BadInput("reproduce", "a 5,000-character --dataset", REPRODUCE, ("table2", "--dataset=" + "x" * 5000),
+             "expected a dataset name"),
+]
+
+
+@pytest.mark.parametrize("case", CASES + MORE_CASES, ids=lambda c: c.id)
 def test_bad_input(case, tmp_path):
     check(case, tmp_path)
 
@@ -103,6 +145,8 @@ def test_a_list_written_without_inner_quotes_is_a_list(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
+    ((None, "ml-100k"), "no model given"),
+    (("GRU4Rec", None), "no dataset given"),
     ((123, "ml-100k"), "model: expected a model name"),
     (("GRU4Rec", 5), "dataset: expected a dataset name"),
     (("GRU4Rec", "ml-100k", "a.yaml"), "config_file_list: expected a list of file paths"),
