@@ -1,6 +1,7 @@
 """Recommendations for a request (user, time): python -m recbole_session.recommend and Recommender.
 
-Every model is trained once (1 epoch, tiny sizes) on the session-aware ml-100k. The reference
+Every model is trained once per session (1 epoch, tiny sizes, conftest's ``checkpoints``) on the
+session-aware ml-100k. The reference
 scores come from RecBole's own test and valid loaders (the batch RecBole builds for the test or
 valid row), fed to the model's own full_sort_predict.
 """
@@ -22,7 +23,6 @@ import torch
 from recbole.data.dataset import Dataset
 
 from recbole_session.evaluate import load_checkpoint
-from recbole_session.quick_start import run_recbole_session
 from recbole_session.recommend import (
     Recommender,
     RecommendError,
@@ -31,42 +31,9 @@ from recbole_session.recommend import (
     main,
 )
 from tests.bad_input import BadInput, check
+from tests.tiny_models import MAIN_MODELS, MODELS
 
 REPO = Path(__file__).resolve().parent.parent
-TINY_TRANSFORMER = {"n_layers": 1, "n_heads": 1, "hidden_size": 16, "inner_size": 32}
-SB4R_OFF = {"session_token": False, "max_session_segments": 0, "temporal_dim": 0}
-# SessionBERT4Rec trains in its per-user regime (one sequence per user per epoch): the fixture
-# stays quick on a loaded 2-core machine
-MODELS = {
-    "SessionBERT4Rec": {**TINY_TRANSFORMER, "train_regime": "per_user"},
-    "SRIEM": {"embedding_size": 16, "attention_size": 8},
-    "ASARS": {"embedding_size": 16, "hidden_size": 16, "user_embedding_size": 8, "dwell_embedding_size": 8},
-    "SASRec": TINY_TRANSFORMER,
-    "GRU4Rec": {"embedding_size": 16, "hidden_size": 16},
-}
-# the models the issue names (the package's three and SASRec); GRU4Rec checks the path through
-# RecBole's other sequential models
-MAIN_MODELS = ["SessionBERT4Rec", "SRIEM", "ASARS", "SASRec"]
-
-
-@pytest.fixture(scope="module")
-def checkpoints(atomic_root, tmp_path_factory) -> dict[str, str]:
-    """One checkpoint per model (and SessionBERT4Rec with its three switches off), 1 epoch."""
-    folder = tmp_path_factory.mktemp("recommend_runs")
-    base = {"data_path": str(atomic_root), "checkpoint_dir": str(folder / "saved"), "epochs": 1,
-            "train_batch_size": 1024, "eval_batch_size": 512, "show_progress": False, "state": "WARNING",
-            "MAX_ITEM_LIST_LENGTH": 20, "eval_protocols": [], "use_gpu": False}
-    runs = {**{m: (m, cfg) for m, cfg in MODELS.items()},
-            "SessionBERT4Rec-off": ("SessionBERT4Rec", {**MODELS["SessionBERT4Rec"], **SB4R_OFF})}
-    paths = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)  # RecBole writes log/ in the working directory
-        for name, (model, cfg) in runs.items():
-            result = run_recbole_session(model, "ml-100k", config_dict={**base, **cfg})
-            paths[name] = result["model_file"]
-    return paths
-
-
 _LOADED: dict[tuple[str, int], Recommender] = {}
 _LOADERS: dict[str, tuple] = {}
 
