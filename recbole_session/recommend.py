@@ -31,6 +31,7 @@ import json
 import math
 import os
 import pickle
+import signal
 import stat
 import sys
 import warnings
@@ -63,6 +64,8 @@ OUTPUT_COLUMNS = ["user", "rank", "item", "score"]
 MAX_INPUT_BYTES = 100 * 2**20
 # the most unknown items or users one warning lists (it says how many more)
 MAX_LISTED = 5
+# exit status when the reader of stdout went away (`... | head`), as a shell reports SIGPIPE
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 class RecommendError(UsageError):
@@ -872,8 +875,14 @@ def main(argv: list[str] | None = None) -> int:
                                                exclude_seen=args.exclude_seen, batch_size=args.batch_size)
         columns = OUTPUT_COLUMNS + (["time", "popular"] if args.requests else [])
         _write(frame, columns, args.out)
+        if args.out is None:
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
     except UsageError as err:  # RecommendError, and the output checks' errors
         return fail(parser.prog, err)
+    except BrokenPipeError:
+        # the reader has what it wanted: no traceback, and nothing more to flush into the pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return 0
 
 

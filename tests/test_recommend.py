@@ -448,6 +448,20 @@ def test_the_table_lists_each_case_once():
     assert len({c.id for c in CASES}) == len(CASES) >= 40
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(checkpoints, tmp_path):
+    """``recommend ... | head -1``: the pipe closes while the CSV is written (more than a pipe's
+    buffer): exit status 141 as for SIGPIPE, and no traceback."""
+    known = recommender(checkpoints, "SASRec").user_tokens[1:21]  # 0 is [PAD]
+    users = [a for u in known for a in ("--user", str(u))]
+    proc = subprocess.Popen([sys.executable, "-m", "recbole_session.recommend", checkpoints["SASRec"], *users,
+                             "--topk", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline() == b"user,rank,item,score\n", proc.stderr.read().decode()[-2000:]
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 141 and "Traceback" not in err and "Exception ignored" not in err, err
+
+
 def test_out_into_missing_folders_makes_them(checkpoints, tmp_path):
     frame = cli([checkpoints["SASRec"], "--user", "2", "--topk", "3"], tmp_path, "new/deeper/top.csv")
     assert frame["item"].size == 3
