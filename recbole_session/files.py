@@ -20,6 +20,9 @@ PERMISSION_BITS = 0o777
 TEMP_NAME_EXTRA = len(".") + len(".XXXXXXXX.tmp")
 # where Linux (4.7+) shows a process's umask without changing it
 PROC_STATUS = "/proc/self/status"
+# the umask set for the instant the fallback reads it: a file another thread makes meanwhile is
+# private rather than open to all
+PRIVATE_UMASK = 0o077
 
 
 def current_umask() -> int:
@@ -30,7 +33,7 @@ def current_umask() -> int:
             for line in status:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
-    mask = os.umask(0o077)
+    mask = os.umask(PRIVATE_UMASK)
     os.umask(mask)
     return mask
 
