@@ -10,18 +10,20 @@ per-user values; the runs must hold the same users and the same candidates (fing
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from recbole_session.cli import ArgumentParser, UsageError, fail
 from recbole_session.evaluation.results import load_results
 
+PROG = "python -m recbole_session.compare"
 
-class CompareError(Exception):
-    """Runs that cannot be paired."""
+
+class CompareError(UsageError):
+    """Runs that cannot be paired (one line, exit code 2, as every bad input)."""
 
 
 def paired_tests(a: dict[str, Any], b: dict[str, Any], split: str = "test",
@@ -76,7 +78,7 @@ def describe(data: dict[str, Any], path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recbole_session.compare", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("run_a", help=".results.json (or .log) of run A")
     parser.add_argument("run_b", help=".results.json (or .log) of run B")
     parser.add_argument("--split", default="test", choices=["valid", "test"])
@@ -86,9 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         a, b = load_results(args.run_a), load_results(args.run_b)
         metrics = [m.strip().lower() for m in args.metrics.split(",")] if args.metrics else None
         rows = paired_tests(a, b, args.split, metrics)
-    except (CompareError, FileNotFoundError, ValueError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 2
+    except UsageError as err:  # CompareError, and a results file that is not one
+        return fail(PROG, err)
     print(format_rows(rows, describe(a, args.run_a), describe(b, args.run_b)))
     return 0
 

@@ -29,10 +29,13 @@ import argparse
 import csv
 import json
 import math
+import os
 import pickle
+import signal
+import stat
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,22 +43,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from recbole.config import Config
+from recbole.data.dataset import Dataset
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType
 
 from recbole_session.build import from_checkpoint
-from recbole_session.cli import ArgumentParser, fail
-from recbole_session.files import atomic_path
+from recbole_session.cli import ArgumentParser, UsageError, fail
+from recbole_session.files import atomic_path, check_output, os_reason, write_error
+from recbole_session.literals import SHORT_REPR, short
 
 # the default request time: one second after the user's last known event (the current session)
 DEFAULT_AT = "+1"
 EVENT_COLUMNS = ("user", "item", "time")
 REQUEST_COLUMNS = ("user", "time")
+USER_TYPES = (str, int, np.integer)  # an original user id, as text or as a number
 OUTPUT_COLUMNS = ["user", "rank", "item", "score"]
+# the largest --requests / --events file read (about 8 million requests of "user,+SECONDS"): a
+# bigger batch is several runs, and a file of gigabytes is refused before it is read
+MAX_INPUT_BYTES = 100 * 2**20
+# the most unknown items or users one warning lists (it says how many more)
+MAX_LISTED = 5
+# exit status when the reader of stdout went away (`... | head`), as a shell reports SIGPIPE
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
-class RecommendError(ValueError):
-    """Bad input (checkpoint, user, time, events or requests), said in one line."""
+class RecommendError(UsageError):
+    """Bad input (checkpoint, user, time, events, requests or output), said in one line."""
 
 
 class RecommendWarning(UserWarning):
@@ -90,7 +104,7 @@ class At:
                 value = math.nan
         if not math.isfinite(value):
             raise RecommendError(
-                f"{where}: {text!r} is not a time: expected an absolute time in the raw data's unit "
+                f"{where}: {short(text)} is not a time: expected an absolute time in the raw data's unit "
                 "(e.g. 874729683) or +SECONDS after the user's last event (e.g. +60)"
             )
         return cls(value, relative)
@@ -214,7 +228,13 @@ class History:
     def stored(self, time: np.ndarray) -> np.ndarray:
         """Times as the dataset stores them (RecBole keeps float32 unless the dataset class keeps
         float64, as SessionBERT4RecDataset does), so that they compare with the known events'."""
-        return np.asarray(time, dtype=np.float64).astype(self.time_dtype).astype(np.float64)
+        with np.errstate(over="ignore"):  # past the type's range: inf, refused by the callers
+            return np.asarray(time, dtype=np.float64).astype(self.time_dtype).astype(np.float64)
+
+    @property
+    def too_far(self) -> str:
+        """Why a time that overflows the dataset's time type is refused (float32 ends near 3.4e38)."""
+        return f"is beyond the dataset's times ({self.time_dtype}, at most {np.finfo(self.time_dtype).max:.3g})"
 
     def known(self, user: np.ndarray) -> np.ndarray:
         return (user >= 0) & (user < self.n_users) & (self.counts[np.clip(user, 0, self.n_users - 1)] > 0)
@@ -226,6 +246,8 @@ class History:
         (the converter's dwell: seconds to the next event of the same session, 0 for the last)."""
         f = self.fields
         time = self.stored(time)
+        for i in np.nonzero(~np.isfinite(time))[0][:1]:
+            raise RecommendError(f"{where[i]}: time {self.too_far}")
         order = np.lexsort((time, user))
         user, item, time = user[order], item[order], time[order]
         where = [where[i] for i in order]
@@ -346,7 +368,19 @@ class Requests:
             users = requests["user"].tolist()
             times = requests["time"].tolist() if "time" in requests.columns else [None] * len(users)
             return cls.parse(users, times)
-        pairs = [(r, None) if isinstance(r, (str, int, np.integer)) else tuple(r) for r in requests]
+        # a bare string would be read as one user per character
+        if isinstance(requests, (str, bytes, dict)) or not isinstance(requests, Iterable):
+            raise RecommendError(f"requests expects a DataFrame or a list of users or (user, time) pairs, got "
+                                 f"{type(requests).__name__} (one user: recommend(user))")
+        pairs = []
+        for i, r in enumerate(requests):
+            if isinstance(r, USER_TYPES) and not isinstance(r, bool):
+                pairs.append((r, None))
+            elif isinstance(r, (tuple, list)) and len(r) == len(REQUEST_COLUMNS):
+                pairs.append(tuple(r))
+            else:
+                raise RecommendError(f"requests[{i}] expects a user (str or int) or a (user, time) pair, "
+                                     f"got {short(r)}")
         return cls.parse([u for u, _ in pairs], [t for _, t in pairs])
 
 
@@ -363,14 +397,17 @@ def _as_events(events: Any, user: str | None = None) -> list[Event]:
     iterable of (item, time) with ``user`` given / (user, item, time)."""
     if events is None:
         return []
-    if isinstance(events, (str, Path)):
+    if isinstance(events, (str, os.PathLike)):
         return read_events(events)
     if isinstance(events, pd.DataFrame):
         columns = [str(c) for c in events.columns]
         _check_columns("events", columns, EVENT_COLUMNS, optional=("user",) if user is not None else ())
         rows = zip(events["user"] if "user" in columns else [user] * len(events), events["item"], events["time"])
+    elif isinstance(events, (bytes, dict)) or not isinstance(events, Iterable):
+        raise RecommendError(f"events expects a CSV path, a DataFrame or a list of (user, item, time), got "
+                             f"{type(events).__name__}")
     else:
-        rows = (tuple(r) if len(r) == 3 else (user, *r) for r in events)
+        rows = [_event_row(r, user, i) for i, r in enumerate(events)]
     out = []
     for i, (who, item, time) in enumerate(rows, 1):
         where = f"event {i}"
@@ -380,44 +417,91 @@ def _as_events(events: Any, user: str | None = None) -> list[Event]:
     return out
 
 
+def _event_row(row: Any, user: str | None, i: int) -> tuple:
+    if isinstance(row, (tuple, list)) and len(row) == len(EVENT_COLUMNS):
+        return tuple(row)
+    if isinstance(row, (tuple, list)) and len(row) == len(EVENT_COLUMNS) - 1 and user is not None:
+        return (user, *row)
+    expected = "(user, item, time)" + (" or (item, time)" if user is not None else "")
+    raise RecommendError(f"events[{i}] expects {expected}, got {short(row)}")
+
+
 def _number(value: Any, where: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
     if not math.isfinite(number):
-        raise RecommendError(f"{where}: {value!r} is not a number (a time in the raw data's unit)")
+        raise RecommendError(f"{where}: {short(value)} is not a number (a time in the raw data's unit)")
     return number
 
 
 def _check_columns(name: str, columns: list[str], expected: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
     for column in columns:
         if column not in expected:
-            raise RecommendError(f"{name}: unknown column {column!r}; expected {','.join(expected)}")
+            raise RecommendError(f"{name}: unknown column {short(column)}; expected {','.join(expected)}")
+    for column in expected:
+        if columns.count(column) > 1:
+            raise RecommendError(f"{name}: column {column!r} given twice; expected {','.join(expected)}")
     for column in expected:
         if column not in columns and column not in optional:
             raise RecommendError(f"{name}: missing column {column!r}; expected {','.join(expected)}")
 
 
 def _read_csv(path: str | Path, expected: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a UTF-8 CSV file (a byte-order mark allowed) of at most
+    :data:`MAX_INPUT_BYTES`, checked before it is read; every error names the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise RecommendError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise RecommendError(f"{path}: empty file; expected the header {','.join(expected)}")
-        header = [h.strip() for h in header]
-        _check_columns(str(path), header, expected, optional)
-        for row in reader:
-            if not row or not any(v.strip() for v in row):
-                continue
-            if len(row) != len(header):
-                raise RecommendError(
-                    f"{path} line {reader.line_num}: {len(row)} fields, expected {len(header)} ({','.join(header)})"
-                )
-            yield reader.line_num, {h: v.strip() for h, v in zip(header, row)}
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise RecommendError(f"{path}: no such file") from None
+    except OSError as err:
+        raise RecommendError(f"{path}: cannot read: {os_reason(err)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise RecommendError(f"{path}: is a folder, not a CSV file")
+    if not stat.S_ISREG(info.st_mode):  # a pipe or a device may never end
+        raise RecommendError(f"{path}: not a regular file")
+    if info.st_size > MAX_INPUT_BYTES:
+        raise RecommendError(f"{path}: {info.st_size} bytes, more than the limit of {MAX_INPUT_BYTES} "
+                             f"({MAX_INPUT_BYTES // 2**20} MiB); split it into several files")
+    try:
+        with open(path, "rb") as handle:
+            reader = csv.reader(_text_lines(handle, path))
+            try:
+                header = next(reader, None)
+                if header is None:
+                    raise RecommendError(f"{path}: empty file; expected the header {','.join(expected)}")
+                header = [h.strip() for h in header]
+                _check_columns(str(path), header, expected, optional)
+                for row in reader:
+                    if not row or not any(v.strip() for v in row):
+                        continue
+                    if len(row) != len(header):
+                        raise RecommendError(f"{path} line {reader.line_num}: {len(row)} fields, expected "
+                                             f"{len(header)} ({','.join(header)})")
+                    yield reader.line_num, {h: v.strip() for h, v in zip(header, row)}
+            except csv.Error as err:  # a field past csv's limit, a NUL byte, an open quote at the end
+                raise RecommendError(f"{path} line {reader.line_num}: not a CSV row ({err})") from None
+    except OSError as err:
+        raise RecommendError(f"{path}: cannot read: {os_reason(err)}") from None
+
+
+def _text_lines(handle, path: Path) -> Iterator[str]:
+    """Lines decoded one by one, so that a byte that is not UTF-8 is named with its line; the first
+    may start with the byte-order mark that spreadsheets write. Stops at :data:`MAX_INPUT_BYTES`
+    (the file may have grown since it was measured)."""
+    read = 0
+    for number, raw in enumerate(handle, start=1):
+        read += len(raw)
+        if read > MAX_INPUT_BYTES:
+            raise RecommendError(f"{path}: more than the limit of {MAX_INPUT_BYTES} bytes "
+                                 f"({MAX_INPUT_BYTES // 2**20} MiB); split it into several files")
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise RecommendError(f"{path} line {number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                                 f"position {err.start + 1}); save the file as UTF-8") from None
 
 
 def read_events(path: str | Path) -> list[Event]:
@@ -442,6 +526,8 @@ def read_requests(path: str | Path) -> Requests:
         users.append(row["user"])
         times.append(row.get("time"))
         wheres.append(where)
+    if not users:
+        raise RecommendError(f"{path}: no requests, only the header; expected rows user,time")
     return Requests.parse(users, times, wheres)
 
 
@@ -461,7 +547,12 @@ class Recommender:
     ``holdout=n`` leaves out each user's newest n events (1: the test loader's history).
     """
 
-    def __init__(self, config, model, dataset, holdout: int = 0):
+    def __init__(self, config: Config, model: torch.nn.Module, dataset: Dataset, holdout: int = 0):
+        _expect("Recommender", "config", config, Config, "a RecBole Config")
+        _expect("Recommender", "model", model, torch.nn.Module, "a RecBole model (a torch.nn.Module)")
+        _expect("Recommender", "dataset", dataset, Dataset,
+                "the RecBole Dataset given to data_preparation (not a split or a dataloader)")
+        _count("Recommender", "holdout", holdout, minimum=0)
         if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
             raise RecommendError(f"model {config['model']} is not a sequential recommender; recommend serves "
                                  "sequential models (this package's, SASRec, BERT4Rec, GRU4Rec, ...)")
@@ -485,8 +576,16 @@ class Recommender:
         self.popularity = popularity
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, data_path: str | None = None, holdout: int = 0) -> Recommender:
+    def from_checkpoint(cls, path: str | Path, data_path: str | Path | None = None, holdout: int = 0) -> Recommender:
+        _expect("Recommender.from_checkpoint", "path", path, (str, os.PathLike), "a file path (str or Path)")
+        if data_path is not None:
+            _expect("Recommender.from_checkpoint", "data_path", data_path, (str, os.PathLike),
+                    "a folder path (str or Path) or None")
+            data_path = str(data_path)
+        _count("Recommender.from_checkpoint", "holdout", holdout, minimum=0)
         path = Path(path)
+        if path.is_dir():
+            raise RecommendError(f"{path}: is a folder, not a checkpoint")
         if not path.is_file():
             raise RecommendError(f"{path}: no such checkpoint")
         try:
@@ -504,6 +603,7 @@ class Recommender:
 
     def known_user(self, user: Any) -> bool:
         """Whether the dataset has events of this original user id."""
+        _expect("Recommender.known_user", "user", user, USER_TYPES, "an original user id (str or int)")
         internal = self.user_ids.get(str(user), -1)
         return bool(self.history.known(np.array([internal]))[0])
 
@@ -513,9 +613,12 @@ class Recommender:
         """The top ``k`` ``(item, score)`` for ``user`` (an original id) at ``at`` (absolute in
         the raw data's unit, ``"+SECONDS"`` after the last known event, default ``"+1"``), after
         the optional fresh ``events`` (``[(item, time), ...]``, a DataFrame or a CSV path)."""
+        _expect("Recommender.recommend", "user", user, USER_TYPES, "an original user id (str or int)")
+        _expect("Recommender.recommend", "at", at, (str, int, float, np.integer, np.floating, type(None)),
+                "a time: a number, '+SECONDS' or None")
         user = str(user)
         if not self.known_user(user):
-            raise RecommendError(f"unknown user {user!r}: not in dataset '{self.config['dataset']}'")
+            raise RecommendError(f"unknown user {short(user)}: not in dataset '{self.config['dataset']}'")
         frame = self.recommend_many([(user, at)], k=k, events=_as_events(events, user), exclude_seen=exclude_seen)
         return list(zip(frame["item"], frame["score"].astype(float)))
 
@@ -527,7 +630,11 @@ class Recommender:
         ``new_session`` (the request opened one), ``popular`` (unknown user: the most popular
         items, score = their number of events)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise RecommendError(f"k (--topk) must be a positive integer, got {k!r}")
+            raise RecommendError(f"k (--topk) must be a positive integer, got {short(k)}")
+        if exclude_seen is not None:
+            _expect("Recommender.recommend_many", "exclude_seen", exclude_seen, (bool, np.bool_), "True, False or None")
+        if batch_size is not None:
+            _count("Recommender.recommend_many", "batch_size", batch_size, minimum=1)
         requests = Requests.of(requests)
         history = self._with_events(_as_events(events) if not _is_event_list(events) else events)
         exclude = self.exclude_seen_default if exclude_seen is None else bool(exclude_seen)
@@ -543,19 +650,21 @@ class Recommender:
         absolute = np.where(relative, self.time_axis.origin + last + value, value)
         time = history.stored(np.where(relative, last + value, value - self.time_axis.origin))
         absolute[~known & relative] = np.nan
+        for i in np.nonzero(known & ~np.isfinite(time))[0][:1]:
+            raise RecommendError(f"{requests.where(i)}: time {_format_time(absolute[i])} {history.too_far}")
         early = np.nonzero(known & (time < last))[0]
         if len(early):
             i = early[0]
             raise RecommendError(
                 f"{requests.where(i)}: time {_format_time(absolute[i])} is before the last known event "
-                f"of user {requests.users[i]!r} ({_format_time(self.time_axis.absolute(last[i]))})"
+                f"of user {short(requests.users[i])} ({_format_time(self.time_axis.absolute(last[i]))})"
             )
         opens = known & self.rule.opens(time - last)
 
         items = np.zeros((n, k), dtype=np.int64)
         scores = np.full((n, k), -np.inf)
         for i in np.nonzero(~known)[0]:
-            warnings.warn(f"{requests.where(i)}: unknown user {requests.users[i]!r}: the {k} most popular "
+            warnings.warn(f"{requests.where(i)}: unknown user {short(requests.users[i])}: the {k} most popular "
                           "items (popular=1)", RecommendWarning, stacklevel=2)
         items[~known] = self.popular[:k]
         scores[~known] = self.popularity[self.popular[:k]]
@@ -585,11 +694,11 @@ class Recommender:
         unknown_items = [e for e in events if e.item not in self.item_ids]
         unknown_users = [e for e in events if not self.known_user(e.user)]
         if unknown_items:
-            listed = ", ".join(f"{e.item} ({e.where})" for e in unknown_items)
+            listed = _listed([f"{short(e.item)} ({e.where})" for e in unknown_items])
             warnings.warn(f"{len(unknown_items)} events with unknown items skipped: {listed}",
                           RecommendWarning, stacklevel=3)
         if unknown_users:
-            listed = ", ".join(f"{e.user} ({e.where})" for e in unknown_users)
+            listed = _listed([f"{short(e.user)} ({e.where})" for e in unknown_users])
             warnings.warn(f"{len(unknown_users)} events of unknown users skipped (no history to add "
                           f"them to): {listed}", RecommendWarning, stacklevel=3)
         skip = {id(e) for e in unknown_items + unknown_users}
@@ -640,6 +749,35 @@ class Recommender:
         return top_scores.double().cpu().numpy(), top_items.cpu().numpy()
 
 
+def _shown(text: str) -> str:
+    """A user's text as given, or its bounded repr when it is long."""
+    return text if len(text) <= SHORT_REPR else short(text)
+
+
+def _listed(names: list[str]) -> str:
+    """The first :data:`MAX_LISTED` names, and how many more (a warning stays one short line)."""
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
+
+
+def _expect(function: str, name: str, value: Any, types: type | tuple[type, ...], expected: str) -> None:
+    """Refuse an argument of the wrong type at the door, in one line, rather than with a
+    TypeError deep inside pandas or torch."""
+    if isinstance(value, types) and (not isinstance(value, bool) or bool in _as_tuple(types)):
+        return
+    raise RecommendError(f"{function}: {name} expects {expected}, got {type(value).__name__} {short(value)}")
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _count(function: str, name: str, value: Any, minimum: int) -> None:
+    """``value`` is an int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise RecommendError(f"{function}: {name} expects an integer >= {minimum}, got {short(value)}")
+
+
 def _is_event_list(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, Event) for v in value)
 
@@ -682,8 +820,24 @@ def _write(frame: pd.DataFrame, columns: list[str], out: str | None) -> None:
     if out is None:
         frame.to_csv(sys.stdout, columns=columns, index=False, lineterminator="\n")
         return
-    with atomic_path(out) as tmp:
-        frame.to_csv(tmp, columns=columns, index=False, lineterminator="\n")
+    try:
+        with atomic_path(out) as tmp:
+            frame.to_csv(tmp, columns=columns, index=False, lineterminator="\n")
+    except OSError as err:  # a full disk, a folder removed meanwhile: nothing half-written is left
+        raise RecommendError(str(write_error(out, err, "--out"))) from None
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """``--out`` can be written, and is none of the files read: a CSV written over the checkpoint or
+    the requests would destroy them. Checked before anything is loaded."""
+    if args.out is None:
+        return
+    check_output(args.out, "--out")
+    for option, given in (("the checkpoint", args.checkpoint), ("--requests", args.requests),
+                          ("--events", args.events)):
+        if given is not None and os.path.exists(args.out) and os.path.exists(given) \
+                and os.path.samefile(args.out, given):
+            raise RecommendError(f"--out {args.out}: is {option} file; choose another output name")
 
 
 def _show(message, category, filename, lineno, file=None, line=None) -> None:
@@ -700,18 +854,19 @@ def main(argv: list[str] | None = None) -> int:
             raise RecommendError(f"--topk must be a positive integer, got {args.topk}")
         if args.batch_size is not None and args.batch_size < 1:
             raise RecommendError(f"--batch-size must be a positive integer, got {args.batch_size}")
+        _check_out(args)
         # read every input before the model: bad input fails fast
         if args.requests:
             requests = read_requests(args.requests)
         else:
             at = At.parse(args.at)
-            requests = Requests.parse(args.user, [at] * len(args.user), [f"--user {u}" for u in args.user])
+            requests = Requests.parse(args.user, [at] * len(args.user), [f"--user {_shown(u)}" for u in args.user])
         events = read_events(args.events) if args.events else []
         recommender = Recommender.from_checkpoint(args.checkpoint, args.data_path)
         if not args.requests:
             for user in requests.users:
                 if not recommender.known_user(user):
-                    raise RecommendError(f"--user {user}: unknown user (not in dataset "
+                    raise RecommendError(f"--user {_shown(user)}: unknown user (not in dataset "
                                          f"'{recommender.config['dataset']}')")
         with warnings.catch_warnings():
             warnings.simplefilter("always", RecommendWarning)
@@ -720,8 +875,14 @@ def main(argv: list[str] | None = None) -> int:
                                                exclude_seen=args.exclude_seen, batch_size=args.batch_size)
         columns = OUTPUT_COLUMNS + (["time", "popular"] if args.requests else [])
         _write(frame, columns, args.out)
-    except RecommendError as err:
+        if args.out is None:
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+    except UsageError as err:  # RecommendError, and the output checks' errors
         return fail(parser.prog, err)
+    except BrokenPipeError:
+        # the reader has what it wanted: no traceback, and nothing more to flush into the pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import train_checkpoints
 
 import recbole_session  # noqa: F401  (shims and registration before any RecBole use)
 from recbole_session.convert import convert
@@ -35,6 +36,13 @@ def atomic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("atomic_files")
     convert("ml-100k", out=root)
     return root
+
+
+@pytest.fixture(scope="session")
+def checkpoints(atomic_root, tmp_path_factory) -> dict[str, str]:
+    """A checkpoint of each tiny model of tests/tiny_models.py, trained once for every module
+    that loads one (recommend, evaluate)."""
+    return train_checkpoints(atomic_root, tmp_path_factory.mktemp("tiny_runs"))
 
 
 @pytest.fixture

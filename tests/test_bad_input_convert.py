@@ -8,7 +8,6 @@ leftovers are removed by the next run."""
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import gzip
 import hashlib
@@ -28,7 +27,7 @@ import pytest
 
 from recbole_session.convert import RECIPES, Download, convert, recipe_names
 from recbole_session.convert.__main__ import main as convert_main
-from tests.bad_input import REPO, BadInput, check, sigint_default
+from tests.bad_input import REPO, BadInput, check, drop_permission_override, sigint_default
 from tests.test_convert_download import serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
@@ -36,30 +35,12 @@ MAIN = "recbole_session.convert.__main__:main"
 ML20 = "userId,movieId,rating,timestamp\n"
 STEAM_LINE = "{'username': 'a', 'product_id': '1', 'date': '2017-01-01'}\n"
 TAOBAO = "1,10,100,pv,1511544070\n1,11,100,buy,1511544170\n"
-CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
 
 
 def without_permission_override(argv: list[str]) -> int:
-    """The converter's main in a process that file permissions apply to: root drops
-    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (any other user is subject to them anyway)."""
-    if os.geteuid() == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-
-        class Header(ctypes.Structure):
-            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-        class Data(ctypes.Structure):
-            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                        ("inheritable", ctypes.c_uint32)]
-
-        header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
-        if libc.capget(ctypes.byref(header), data) != 0:
-            raise OSError(ctypes.get_errno(), "capget")
-        keep = ~((1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH)) & 0xFFFFFFFF
-        data[0].effective &= keep
-        data[0].permitted &= keep
-        if libc.capset(ctypes.byref(header), data) != 0:
-            raise OSError(ctypes.get_errno(), "capset")
+    """The converter's main in a process that file permissions apply to (see
+    :func:`bad_input.drop_permission_override`)."""
+    drop_permission_override()
     from recbole_session.convert.__main__ import main
 
     return main(argv)

@@ -1,6 +1,7 @@
 """Recommendations for a request (user, time): python -m recbole_session.recommend and Recommender.
 
-Every model is trained once (1 epoch, tiny sizes) on the session-aware ml-100k. The reference
+Every model is trained once per session (1 epoch, tiny sizes, conftest's ``checkpoints``) on the
+session-aware ml-100k. The reference
 scores come from RecBole's own test and valid loaders (the batch RecBole builds for the test or
 valid row), fed to the model's own full_sort_predict.
 """
@@ -21,52 +22,21 @@ import pytest
 import torch
 from recbole.data.dataset import Dataset
 
+from recbole_session.cli import UsageError
 from recbole_session.evaluate import load_checkpoint
-from recbole_session.quick_start import run_recbole_session
+from recbole_session.literals import short
 from recbole_session.recommend import (
+    MAX_INPUT_BYTES,
     Recommender,
     RecommendError,
     RecommendWarning,
     has_repeats,
     main,
 )
-from tests.bad_input import BadInput, check
+from tests.bad_input import BadInput, check, drop_permission_override
+from tests.tiny_models import MAIN_MODELS, MODELS
 
 REPO = Path(__file__).resolve().parent.parent
-TINY_TRANSFORMER = {"n_layers": 1, "n_heads": 1, "hidden_size": 16, "inner_size": 32}
-SB4R_OFF = {"session_token": False, "max_session_segments": 0, "temporal_dim": 0}
-# SessionBERT4Rec trains in its per-user regime (one sequence per user per epoch): the fixture
-# stays quick on a loaded 2-core machine
-MODELS = {
-    "SessionBERT4Rec": {**TINY_TRANSFORMER, "train_regime": "per_user"},
-    "SRIEM": {"embedding_size": 16, "attention_size": 8},
-    "ASARS": {"embedding_size": 16, "hidden_size": 16, "user_embedding_size": 8, "dwell_embedding_size": 8},
-    "SASRec": TINY_TRANSFORMER,
-    "GRU4Rec": {"embedding_size": 16, "hidden_size": 16},
-}
-# the models the issue names (the package's three and SASRec); GRU4Rec checks the path through
-# RecBole's other sequential models
-MAIN_MODELS = ["SessionBERT4Rec", "SRIEM", "ASARS", "SASRec"]
-
-
-@pytest.fixture(scope="module")
-def checkpoints(atomic_root, tmp_path_factory) -> dict[str, str]:
-    """One checkpoint per model (and SessionBERT4Rec with its three switches off), 1 epoch."""
-    folder = tmp_path_factory.mktemp("recommend_runs")
-    base = {"data_path": str(atomic_root), "checkpoint_dir": str(folder / "saved"), "epochs": 1,
-            "train_batch_size": 1024, "eval_batch_size": 512, "show_progress": False, "state": "WARNING",
-            "MAX_ITEM_LIST_LENGTH": 20, "eval_protocols": [], "use_gpu": False}
-    runs = {**{m: (m, cfg) for m, cfg in MODELS.items()},
-            "SessionBERT4Rec-off": ("SessionBERT4Rec", {**MODELS["SessionBERT4Rec"], **SB4R_OFF})}
-    paths = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)  # RecBole writes log/ in the working directory
-        for name, (model, cfg) in runs.items():
-            result = run_recbole_session(model, "ml-100k", config_dict={**base, **cfg})
-            paths[name] = result["model_file"]
-    return paths
-
-
 _LOADED: dict[tuple[str, int], Recommender] = {}
 _LOADERS: dict[str, tuple] = {}
 
@@ -323,8 +293,35 @@ def test_api_refuses_unknown_users_and_bad_times(checkpoints):
 
 
 # ------------------------------------------------------------------------------ bad input
-def _write(name: str, text: str):
-    return lambda folder: (folder / name).write_text(text)
+def _write(name: str, text: str | bytes):
+    def setup(folder: Path) -> None:
+        if isinstance(text, bytes):
+            (folder / name).write_bytes(text)
+        else:
+            (folder / name).write_text(text)
+    return setup
+
+
+def _oversized(folder: Path) -> None:
+    """A requests file one byte past the limit, sparse: it takes no room on the disk."""
+    with open(folder / "requests.csv", "wb") as handle:
+        handle.write(b"user,time\n2,+5\n")
+        handle.truncate(MAX_INPUT_BYTES + 1)
+
+
+def _fifo(folder: Path) -> None:
+    os.mkfifo(folder / "requests.csv")
+
+
+def _locked(folder: Path) -> None:
+    (folder / "locked").mkdir()
+    (folder / "locked").chmod(0o555)
+
+
+def without_permission_override(argv: list[str]) -> int:
+    """The command's main in a process that file permissions apply to (root's override dropped)."""
+    drop_permission_override()
+    return main(argv)
 
 
 def _garbage(folder: Path) -> None:
@@ -332,14 +329,15 @@ def _garbage(folder: Path) -> None:
 
 
 CMD = "recbole_session.recommend:main"
+LONG_USER = "x" * 5000
 
 
-def _events_case(what: str, text: str, message: str) -> BadInput:
+def _events_case(what: str, text: str | bytes, message: str) -> BadInput:
     return BadInput("recommend", what, CMD, ("{ckpt}", "--user", "2", "--events", "{tmp}/events.csv"), message,
                     setup=_write("events.csv", text))
 
 
-BAD = [
+CASES = [
     BadInput("recommend", "a checkpoint that does not exist", CMD, ("{tmp}/nope.pth", "--user", "2"),
              "nope.pth: no such checkpoint"),
     BadInput("recommend", "a file that is not a checkpoint", CMD, ("{tmp}/bad.pth", "--user", "2"),
@@ -370,12 +368,143 @@ BAD = [
              "--topk must be a positive integer, got 0"),
     BadInput("recommend", "--exclude-seen with --keep-seen", CMD,
              ("{ckpt}", "--user", "2", "--exclude-seen", "--keep-seen"), "not allowed with argument"),
+    # the checkpoint and the options
+    BadInput("recommend", "a folder as the checkpoint", CMD, ("{tmp}", "--user", "2"), "is a folder, not a checkpoint"),
+    BadInput("recommend", "--topk x", CMD, ("{ckpt}", "--user", "2", "--topk", "x"), "argument --topk: invalid int value"),
+    BadInput("recommend", "--batch-size 0", CMD, ("{ckpt}", "--user", "2", "--batch-size", "0"),
+             "--batch-size must be a positive integer, got 0"),
+    BadInput("recommend", "--at past what the dataset's times hold (float32)", CMD, ("{ckpt}", "--user", "2", "--at", "1e39"),
+             "--user 2: time 1e+39 is beyond the dataset's times (float32, at most 3.4e+38)"),
+    BadInput("recommend", "--at +SECONDS past what the dataset's times hold", CMD,
+             ("{ckpt}", "--user", "2", "--at", "+1e39"), "time 1e+39 is beyond the dataset's times"),
+    BadInput("recommend", "a 5000-character unknown --user (shown cut)", CMD, ("{ckpt}", "--user", LONG_USER),
+             f"--user {short(LONG_USER)}: unknown user (not in dataset 'ml-100k')"),
+    BadInput("recommend", "--data_path that is a file", CMD, ("{ckpt}", "--user", "2", "--data_path", "{tmp}/file"),
+             "give --data_path DIR", setup=_write("file", "x")),
+    # --out: checked before the checkpoint is loaded
+    BadInput("recommend", "--out onto a folder", CMD, ("{ckpt}", "--user", "2", "--out", "{tmp}"),
+             "is a folder; give a file name"),
+    BadInput("recommend", "--out in a folder it may not write", "tests.test_recommend:without_permission_override",
+             ("{ckpt}", "--user", "2", "--out", "{tmp}/locked/top.csv"),
+             "locked: permission denied (choose a writable folder)", setup=_locked, subprocess=True),
+    BadInput("recommend", "--out under a file", CMD, ("{ckpt}", "--user", "2", "--out", "{tmp}/file/top.csv"),
+             "file is not a folder", setup=_write("file", "x")),
+    BadInput("recommend", "--out with a 250-character name", CMD, ("{ckpt}", "--user", "2", "--out", "{tmp}/" + "y" * 250),
+             "a name too long (255 bytes at most"),
+    BadInput("recommend", "--out onto the checkpoint", CMD, ("{ckpt}", "--user", "2", "--out", "{ckpt}"),
+             "is the checkpoint file; choose another output name"),
+    BadInput("recommend", "--out onto the --requests file", CMD,
+             ("{ckpt}", "--requests", "{tmp}/requests.csv", "--out", "{tmp}/requests.csv"),
+             "requests.csv: is --requests file; choose another output name",
+             setup=_write("requests.csv", "user,time\n2,+5\n")),
+    # the requests and events files
+    BadInput("recommend", "a requests file that is not UTF-8", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv line 3: not UTF-8 text (byte 0xe9 at position 2)",
+             setup=_write("requests.csv", "user,time\n2,+5\n5\xe9,+5\n".encode("latin-1"))),
+    BadInput("recommend", "a requests file past the size limit (100 MiB)", CMD,
+             ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             f"requests.csv: {MAX_INPUT_BYTES + 1} bytes, more than the limit of {MAX_INPUT_BYTES} (100 MiB)",
+             setup=_oversized),
+    BadInput("recommend", "a requests file that is a folder", CMD, ("{ckpt}", "--requests", "{tmp}"),
+             "is a folder, not a CSV file"),
+    BadInput("recommend", "a requests file that is a pipe", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv: not a regular file", setup=_fifo),
+    BadInput("recommend", "an empty requests file", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv: empty file; expected the header user,time", setup=_write("requests.csv", "")),
+    BadInput("recommend", "a requests file with only its header", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv: no requests, only the header", setup=_write("requests.csv", "user,time\n")),
+    BadInput("recommend", "a request row with an extra field", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv line 3: 3 fields, expected 2 (user,time)",
+             setup=_write("requests.csv", "user,time\n2,+5\n5,+5,x\n")),
+    BadInput("recommend", "a request with an empty user", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv line 2 field 'user': empty", setup=_write("requests.csv", "user,time\n,+5\n")),
+    BadInput("recommend", "a requests file with a column twice", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv: column 'user' given twice", setup=_write("requests.csv", "user,user\n2,5\n")),
+    BadInput("recommend", "a request field past csv's field limit", CMD, ("{ckpt}", "--requests", "{tmp}/requests.csv"),
+             "requests.csv line 2: not a CSV row (field larger than field limit",
+             setup=_write("requests.csv", "user,time\n2," + "9" * 200_000 + "\n")),
+    BadInput("recommend", "a request time past what the dataset's times hold", CMD,
+             ("{ckpt}", "--requests", "{tmp}/requests.csv"), "requests.csv line 2: time 1e+39 is beyond the dataset's times",
+             setup=_write("requests.csv", "user,time\n2,1e39\n")),
+    _events_case("an events file that is not UTF-8", b"user,item,time\n2,50\xff,900000000\n",
+                 "events.csv line 2: not UTF-8 text (byte 0xff at position 5)"),
+    BadInput("recommend", "an events file that is a folder", CMD, ("{ckpt}", "--user", "2", "--events", "{tmp}"),
+             "is a folder, not a CSV file"),
 ]
 
 
-@pytest.mark.parametrize("case", BAD, ids=[c.id for c in BAD])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_exit_2(case, checkpoints, tmp_path):
     argv = tuple(a.replace("{ckpt}", checkpoints["SASRec"]) for a in case.argv)
+    before = Path(checkpoints["SASRec"]).read_bytes()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        check(dataclasses.replace(case, argv=argv), tmp_path)
+        outcome = check(dataclasses.replace(case, argv=argv), tmp_path)
+    assert len(outcome.stderr) < 1000, outcome.stderr  # no value is printed at unbounded length
+    assert Path(checkpoints["SASRec"]).read_bytes() == before  # an --out onto it wrote nothing
+
+
+def test_the_table_lists_each_case_once():
+    assert len({c.id for c in CASES}) == len(CASES) >= 40
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(checkpoints, tmp_path):
+    """``recommend ... | head -1``: the pipe closes while the CSV is written (more than a pipe's
+    buffer): exit status 141 as for SIGPIPE, and no traceback."""
+    known = recommender(checkpoints, "SASRec").user_tokens[1:21]  # 0 is [PAD]
+    users = [a for u in known for a in ("--user", str(u))]
+    proc = subprocess.Popen([sys.executable, "-m", "recbole_session.recommend", checkpoints["SASRec"], *users,
+                             "--topk", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline() == b"user,rank,item,score\n", proc.stderr.read().decode()[-2000:]
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 141 and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_out_into_missing_folders_makes_them(checkpoints, tmp_path):
+    frame = cli([checkpoints["SASRec"], "--user", "2", "--topk", "3"], tmp_path, "new/deeper/top.csv")
+    assert frame["item"].size == 3
+
+
+def test_a_spreadsheets_byte_order_mark_is_read(checkpoints, tmp_path):
+    requests = tmp_path / "requests.csv"
+    requests.write_bytes("user,time\n2,+60\n".encode("utf-8-sig"))
+    frame = cli([checkpoints["SASRec"], "--requests", str(requests), "--topk", "3"], tmp_path)
+    assert frame["user"].tolist() == ["2"] * 3
+
+
+# ------------------------------------------------------------------------------ the Python API's arguments
+def test_api_refuses_wrong_argument_types_in_one_line(checkpoints):
+    """A wrong type is a UsageError naming the argument and what it expects, not a TypeError from
+    deep inside pandas or torch (or a string read as one user per character)."""
+    rec = recommender(checkpoints, "SASRec")
+    calls = [
+        (lambda: Recommender("config", rec.model, rec.dataset), "Recommender: config expects a RecBole Config, got str"),
+        (lambda: Recommender(rec.config, "model", rec.dataset), "Recommender: model expects a RecBole model"),
+        (lambda: Recommender(rec.config, rec.model, [1, 2]), "Recommender: dataset expects the RecBole Dataset"),
+        (lambda: Recommender(rec.config, rec.model, rec.dataset, holdout=-1),
+         "Recommender: holdout expects an integer >= 0, got -1"),
+        (lambda: Recommender.from_checkpoint(123), "from_checkpoint: path expects a file path"),
+        (lambda: Recommender.from_checkpoint(checkpoints["SASRec"], data_path=5),
+         "from_checkpoint: data_path expects a folder path"),
+        (lambda: Recommender.from_checkpoint(checkpoints["SASRec"], holdout="1"), "holdout expects an integer >= 0"),
+        (lambda: rec.recommend(["2"]), "recommend: user expects an original user id \\(str or int\\), got list"),
+        (lambda: rec.recommend(True), "recommend: user expects an original user id"),
+        (lambda: rec.recommend("2", at=[60]), "recommend: at expects a time"),
+        (lambda: rec.recommend("2", k="10"), "k \\(--topk\\) must be a positive integer, got '10'"),
+        (lambda: rec.recommend("2", exclude_seen="no"), "exclude_seen expects True, False or None"),
+        (lambda: rec.recommend("2", events=5), "events expects a CSV path, a DataFrame or a list"),
+        (lambda: rec.recommend("2", events=[("50",)]), "events\\[0\\] expects \\(user, item, time\\) or \\(item, time\\)"),
+        (lambda: rec.recommend_many("196"), "requests expects a DataFrame or a list of users .* got str"),
+        (lambda: rec.recommend_many(5), "requests expects a DataFrame .* got int"),
+        (lambda: rec.recommend_many([("2", "+5", "x")]), "requests\\[0\\] expects a user \\(str or int\\) or a \\(user, time\\)"),
+        (lambda: rec.recommend_many(["2"], batch_size=-1), "batch_size expects an integer >= 1, got -1"),
+        (lambda: rec.recommend_many(["2"], batch_size=2.5), "batch_size expects an integer >= 1, got 2.5"),
+        (lambda: rec.known_user({"2"}), "known_user: user expects an original user id"),
+    ]
+    for call, message in calls:
+        with pytest.raises(UsageError, match=message) as caught:
+            call()
+        assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+    assert issubclass(RecommendError, UsageError)

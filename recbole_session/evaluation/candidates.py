@@ -27,9 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from recbole_session.cli import UsageError
+
 # protocol name -> (kind, number of negatives); "full" has none
 _PROTOCOL = re.compile(r"^(random|popular|uni|pop)(\d+)$")
 PAPER_PROTOCOLS = ("random100", "popular100", "full")
+# the largest eval_negatives_seed: RecBole's sampled modes (uni<N>, pop<N>) seed numpy's
+# RandomState, which takes 0 .. 2**32 - 1
+MAX_NEGATIVES_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -132,8 +137,8 @@ class DatasetHistory:
 
     def _available(self, uid: int, n: int, protocol: str) -> None:
         free = len(self.item_universe()) - len(self.user_items[uid])
-        if free < n:
-            raise ValueError(
+        if free < n:  # a user's mistake (N too large for the data), not the package's
+            raise UsageError(
                 f"{protocol}: user '{self.user_tokens[uid]}' touched {len(self.user_items[uid])} of "
                 f"{len(self.item_universe())} items, so only {free} can be negatives (< {n}); "
                 "use a smaller N or filter such users out"

@@ -9,9 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from recbole_session.files import write_atomic
+from recbole_session.cli import UsageError
+from recbole_session.files import os_reason, write_atomic
+from recbole_session.literals import short
 
 SPLITS = ("valid", "test")
+_MISSING = object()  # a field the file does not have (None is a value JSON can hold)
 
 
 def _plain(value: Any) -> Any:
@@ -147,16 +150,61 @@ def format_mean_std(summary: dict[str, dict[str, float]]) -> str:
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    """A ``.results.json`` file, or the run's ``.log`` (its results file is found next to it)."""
+    """A ``.results.json`` file, or the run's ``.log`` (its results file is found next to it),
+    checked field by field: anything else is a ``UsageError`` naming the file and the field."""
     path = Path(path)
     if path.suffix == ".log":
         path = path.with_name(path.stem + ".results.json")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, not a results file")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no results file (expected a .results.json or a run's .log)")
+        raise UsageError(f"{path}: no results file (expected a .results.json or a run's .log)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read: {os_reason(err)}") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: not UTF-8 text (byte {err.start + 1}): not a results file") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
-    if "per_user" not in data:
-        raise ValueError(f"{path}: field 'per_user' missing: not a recbole-session results file")
+        raise UsageError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:  # nesting deeper than the parser's stack
+        raise UsageError(f"{path}: JSON nested too deep: not a results file") from None
+    _check_results(data, path)
     return data
+
+
+def _check_results(data: Any, path: Path) -> None:
+    """The fields :mod:`recbole_session.compare` reads, with their types: ``per_user`` maps a split
+    to ``users`` (a list of ids), ``fingerprints`` (protocol -> text) and ``per_user`` (metric ->
+    one number per user)."""
+    def bad(field: str, expected: str, value: Any = None) -> UsageError:
+        got = "missing" if value is _MISSING else f"got {type(value).__name__} {short(value)}"
+        return UsageError(f"{path}: field '{field}' expects {expected}, {got}: not a recbole-session results file")
+
+    if not isinstance(data, dict):
+        raise bad("(top level)", "an object", data)
+    if "per_user" not in data:
+        raise UsageError(f"{path}: field 'per_user' missing: not a recbole-session results file")
+    if not isinstance(data["per_user"], dict):
+        raise bad("per_user", "an object (split -> per-user values)", data["per_user"])
+    for split, entry in data["per_user"].items():
+        where = f"per_user.{split}"
+        if not isinstance(entry, dict):
+            raise bad(where, "an object with users, fingerprints and per_user", entry)
+        users = entry.get("users", _MISSING)
+        if not isinstance(users, list) or not all(isinstance(u, (str, int)) for u in users):
+            raise bad(f"{where}.users", "a list of user ids", users)
+        fingerprints = entry.get("fingerprints", _MISSING)
+        if not isinstance(fingerprints, dict) or not all(isinstance(v, (str, type(None))) for v in fingerprints.values()):
+            raise bad(f"{where}.fingerprints", "an object (protocol -> fingerprint text)", fingerprints)
+        values = entry.get("per_user", _MISSING)
+        if not isinstance(values, dict):
+            raise bad(f"{where}.per_user", "an object (protocol/metric -> one value per user)", values)
+        for key, column in values.items():
+            if not isinstance(column, list) or len(column) != len(users) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in column):
+                raise bad(f"{where}.per_user.{key}", f"a list of {len(users)} numbers (one per user)", column)
+    for field, types, expected in (("model", str, "a name"), ("dataset", str, "a name"),
+                                   ("kind", str, "'run' or 'seeds'"), ("seeds", list, "a list of seeds")):
+        if field in data and not isinstance(data[field], types):
+            raise bad(field, expected, data[field])
