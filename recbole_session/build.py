@@ -113,6 +113,10 @@ def check_arguments(model: Any, dataset: Any, config_file_list: Any, config_dict
         bad = next((key for key in config_dict if not isinstance(key, str)), None)
         if bad is not None:
             raise UsageError(f"config_dict: key {short(bad)} is not a name: config keys are strings")
+        # RecBole's Config joins data_path before any check can see it
+        data_path = config_dict.get("data_path")
+        if data_path is not None and not isinstance(data_path, (str, os.PathLike)):
+            raise UsageError(f"bad value data_path: {short(data_path)}: expected a folder (str)")
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -152,6 +152,7 @@ def test_a_list_written_without_inner_quotes_is_a_list(tmp_path):
     (("GRU4Rec", "ml-100k", "a.yaml"), "config_file_list: expected a list of file paths"),
     (("GRU4Rec", "ml-100k", None, [("epochs", 1)]), "config_dict: expected a dict"),
     (("GRU4Rec", "ml-100k", None, {1: 2}), "config_dict: key 1 is not a name"),
+    (("GRU4Rec", "ml-100k", None, {"data_path": 5}), "bad value data_path: 5: expected a folder"),
 ])
 def test_python_api_types_are_one_line_errors(args, message):
     for function in (make_config, run_recbole_session):
