@@ -523,6 +523,7 @@ def test_full_unseen_protocol_on_a_tiny_dataset(tmp_path, workdir):
     config = make_config(TokenScores, "unseen", None, {
         "data_path": str(tmp_path), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "MAX_ITEM_LIST_LENGTH": 2, "use_gpu": False, "state": "ERROR", "metrics": ["MRR"], "topk": [6],
+        "valid_metric": "MRR@6",
     })
     dataset = building.create_dataset(config)
     _, valid, test = data_preparation(config, dataset)

@@ -142,7 +142,8 @@ def test_event_type_and_weight_fields_load_in_recbole(tmp_path, workdir):
                      type_col="kind", weight="score", min_item_inter=1, min_user_inter=1, verbose=False)
     assert lines(folder / "shop.inter")[0] == HEADER + "\tevent_type:token\tweight:float"
     config = make_config("GRU4Rec", "shop", [str(folder / "shop.yaml")],
-                         {"data_path": str(tmp_path / "out"), "state": "WARNING", "use_gpu": False})
+                         {"data_path": str(tmp_path / "out"), "state": "WARNING", "use_gpu": False,
+                          "topk": [2], "valid_metric": "ndcg@2"})  # 4 items: RecBole's topk 20 would not fit
     dataset = create_dataset(config)
     assert dataset.field2type["event_type"] == FeatureType.TOKEN
     assert dataset.field2type["weight"] == FeatureType.FLOAT

@@ -201,7 +201,8 @@ def test_ml_100k_offline_into_recbole(atomic_root, workdir):
 def test_session_based_files_load_in_recbole(tmp_path, workdir):
     convert("yoochoose-sample", raw=FIXTURES / "session-rec", out=tmp_path, verbose=False)
     config = make_config("GRU4Rec", "yoochoose-sample", None, {
-        "data_path": str(tmp_path), "state": "WARNING", "loss_type": "CE", "train_batch_size": 8})
+        "data_path": str(tmp_path), "state": "WARNING", "loss_type": "CE", "train_batch_size": 8,
+        "topk": [1], "valid_metric": "ndcg@1"})  # 2 items: RecBole's topk 20 would not fit
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
     assert [len(d.dataset) for d in (train, valid, test)] == [3, 1, 1]  # the rows are the examples

@@ -285,7 +285,7 @@ def test_crafted_checkpoint_runs_nothing_through_recboles_load_data_and_model(tm
 def test_values_are_literals_never_evaluated(tmp_path):
     code = _touch(tmp_path)
     config = make_config("GRU4Rec", "ml-100k", config_dict={
-        "data_path": str(tmp_path), "embedding_size": "16", "learning_rate": "1e-3", "eval_args": "{'mode': 'full'}",
+        "data_path": str(tmp_path), "embedding_size": "16", "learning_rate": "1e-3", "eval_args": "{'mode': 'full', 'order': 'TO'}",
         "show_progress": "false", "topk": "[5, 10]", "dataset_save_path": "None", "checkpoint_dir": code})
     assert config["embedding_size"] == 16 and config["learning_rate"] == 1e-3
     assert config["topk"] == [5, 10] and config["show_progress"] is False and config["dataset_save_path"] is None
