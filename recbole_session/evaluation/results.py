@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def package_version() -> str:
+    """This package's ``__version__``, from its root module, which Python always loads before any
+    of its submodules (importing the root here would close an import cycle)."""
+    return sys.modules[__name__.split(".")[0]].__version__
+
+
 def environment(device: Any = "cpu") -> dict[str, Any]:
     """What a seed's numbers depend on besides the code and the data (docs/evaluation.md, "What
     a seed reproduces"): library versions, the CPU and the instruction set of the kernels torch
@@ -40,14 +47,12 @@ def environment(device: Any = "cpu") -> dict[str, Any]:
     import recbole
     import torch
 
-    import recbole_session
-
     device = torch.device(device)
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "recbole": recbole.__version__,
-        "recbole_session": recbole_session.__version__,
+        "recbole_session": package_version(),
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cpu": cpu_name(),

@@ -35,7 +35,7 @@ import torch
 
 from recbole_session.build import build, count_parameters, create_dataset, make_config
 from recbole_session.evaluation import evaluate_protocols_detailed
-from recbole_session.evaluation.results import environment, save_run_results
+from recbole_session.evaluation.results import environment, package_version, save_run_results
 from recbole_session.literals import load_yaml
 from recbole_session.lookup import dataset_class, get_model, get_trainer, trainer_for
 from recbole_session.paths import properties_dir
@@ -127,9 +127,7 @@ def code_key(model: str) -> str:
     contents (the data; the dataset's yaml is in :meth:`RunSpec.key`)."""
     import recbole
 
-    import recbole_session
-
-    digest = hashlib.sha1(f"recbole_session {recbole_session.__version__}\nrecbole {recbole.__version__}\n".encode())
+    digest = hashlib.sha1(f"recbole_session {package_version()}\nrecbole {recbole.__version__}\n".encode())
     for path in code_sources(model):
         root = next((parent for parent in path.parents if parent.name in CODE_PACKAGES), path.parent)
         digest.update(f"\n# {path.relative_to(root.parent).as_posix()}\n{_code_text(path)}".encode())
