@@ -15,6 +15,13 @@ The table goes to ``benchmarks/results/session_based_<dataset>.md``, its narrati
 
 ``--cache DIR`` keeps every finished row there: an interrupted run resumes, and a row that
 ``sriem_variants.py`` also trains (SRIEM with its yaml's settings) is trained once.
+
+``--lr-schedule`` makes the learning-rate schedule equal across rows: ``own`` (default: SRIEM
+its yaml's, RecBole's models RecBole's constant rate), ``sriem`` (every row SRIEM's yaml's
+schedule; RecBole's models then train with :class:`~recbole_session.trainer.ScheduledTrainer`,
+chosen by :func:`recbole_session.lookup.trainer_for`) or ``none`` (every row constant, SRIEM
+too). The table's recipe column states each row's optimizer, rate, weight decay, schedule,
+budget, patience and selection, read from the row's resolved config and trainer.
 """
 
 from __future__ import annotations
@@ -26,9 +33,18 @@ from pathlib import Path
 
 import _session_common as common
 
+from recbole_session.build import make_config
 from recbole_session.cli import ArgumentParser
+from recbole_session.literals import load_yaml
+from recbole_session.lookup import trainer_for
+from recbole_session.paths import properties_dir
+from recbole_session.trainer import ScheduledTrainer
 
 MODELS = ("SRIEM", "SRGNN", "NARM", "STAMP", "GRU4Rec")
+# --lr-schedule: each row its own schedule, SRIEM's for every row, or a constant rate for every row
+SCHEDULES = ("own", "sriem", "none")
+# the keys of SRIEM's yaml that make its schedule (ScheduledTrainer reads them)
+SCHEDULE_KEYS = ("lr_schedule", "lr_decay_rate", "lr_decay_epochs", "lr_decay_steps", "lr_plateau_patience")
 # Table 2 of the SR-IEM paper, Recall@20 / MRR@20 (%), their baselines' own implementations
 PAPER = {
     "yoochoose": {"SRIEM": (71.15, 31.71), "SRGNN": (70.57, 30.94), "NARM": (68.32, 28.63),
@@ -44,9 +60,55 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
                         help=f"default: {' '.join(MODELS)}")
     parser.add_argument("--out", default=None, help="Markdown table (default benchmarks/results/session_based_<dataset>.md)")
+    parser.add_argument("--lr-schedule", default="own", choices=SCHEDULES,
+                        help="own: each model's (SRIEM its yaml's, RecBole's models constant); sriem: SRIEM's "
+                             "schedule for every row; none: a constant rate for every row (default own)")
     args = parser.parse_args(argv)
     common.check_data_args(parser, args)
     return args
+
+
+def sriem_schedule() -> dict:
+    """SRIEM's learning-rate schedule, as its yaml sets it (read, not copied: the yaml is the one place)."""
+    settings = load_yaml((properties_dir() / "model" / "SRIEM.yaml").read_text())
+    return {key: settings[key] for key in SCHEDULE_KEYS}
+
+
+def row_config(config: dict, schedule: str) -> dict:
+    """A row's config: the shared protocol, and the schedule ``--lr-schedule`` gives every row
+    (``own``: none given, each model's own)."""
+    if schedule == "sriem":
+        return {**config, **sriem_schedule()}
+    if schedule == "none":
+        return {**config, "lr_schedule": "none"}
+    return dict(config)
+
+
+def recipe(model: str, dataset: str, config: dict) -> dict:
+    """What a row trains with, from its resolved config and the trainer class it gets."""
+    resolved = make_config(model, dataset, config_dict=config)
+    scheduled = issubclass(trainer_for(resolved), ScheduledTrainer)
+    schedule = (resolved["lr_schedule"] or "none") if scheduled else "none"
+    return {"learner": resolved["learner"], "learning_rate": resolved["learning_rate"],
+            "weight_decay": resolved["weight_decay"], "lr_schedule": schedule,
+            **({key: resolved[key] for key in SCHEDULE_KEYS[1:]} if schedule != "none" else {}),
+            "epochs": resolved["epochs"], "stopping_step": resolved["stopping_step"],
+            "valid_metric": resolved["valid_metric"]}
+
+
+def schedule_text(entry: dict) -> str:
+    rate = f"x{entry.get('lr_decay_rate', 0):g}"
+    return {"none": "constant rate",
+            "plateau": f"{rate} after {entry.get('lr_plateau_patience')} validation(s) without a better score",
+            "epochs": f"{rate} every {entry.get('lr_decay_epochs')} epochs",
+            "steps": f"{rate} every {entry.get('lr_decay_steps')} optimizer steps"}[entry["lr_schedule"]]
+
+
+def recipe_cell(entry: dict) -> str:
+    """``Adam, lr 0.001, wd 1e-05, x0.1 after 1 validation(s) ..., <= 20 epochs, patience 3, best valid MRR@20``."""
+    return (f"{str(entry['learner']).capitalize()}, lr {entry['learning_rate']:g}, wd {entry['weight_decay']:g}, "
+            f"{schedule_text(entry)}, <= {entry['epochs']} epochs, patience {entry['stopping_step']}, "
+            f"best valid {entry['valid_metric']}")
 
 
 def paper_column(dataset: str) -> tuple[str, dict]:
@@ -69,22 +131,34 @@ def verdict(tests: dict) -> str:
             + f". The paper's claim (SRIEM >= SRGNN on both) is {'met' if met else 'not met'} here.")
 
 
-def markdown(rows: dict, tests: dict | None, args, dataset: str, stats) -> str:
+SCHEDULE_LINES = {
+    "own": "Each model's other settings are its own (SRIEM: its yaml, with its learning-rate schedule; "
+           "RecBole's models: RecBole's defaults, constant learning rate).",
+    "sriem": "Every row trains on SRIEM's learning-rate schedule (its yaml's; RecBole's models through "
+             "ScheduledTrainer); each model's other settings are its own.",
+    "none": "Every row trains at a constant learning rate (SRIEM without its schedule); each model's other "
+            "settings are its own.",
+}
+
+
+def markdown(rows: dict, tests: dict | None, args, dataset: str, stats, recipes: dict) -> str:
+    """The table; ``recipes`` maps a model to its :func:`recipe`."""
     paper_name, paper = paper_column(dataset)
     lines = [
         f"# Session-based next-item results: {dataset}",
         "",
-        f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)} Each model's other settings are its "
-        "own (SRIEM: its yaml, with its learning-rate schedule; RecBole's models: RecBole's defaults, "
-        "constant learning rate).",
+        f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)} "
+        f"{SCHEDULE_LINES[args.lr_schedule]}",
         "",
-        f"| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | tested epochs | parameters | s (all seeds) | paper {paper_name} R@20 / MRR@20 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | tested epochs | parameters | s (all seeds) | "
+        f"recipe (optimizer, lr, weight decay, schedule, epochs, patience, selection) | paper {paper_name} R@20 / MRR@20 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model, row in rows.items():
         reference = " / ".join(f"{v:.2f}" for v in paper[model])
         lines.append(f"| {model} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {common.cell(row, 'recall@10')} | "
-                     f"{common.cell(row, 'mrr@10')} | {common.epochs_cell(row)} | {row['n_params']:,} | {row['seconds']:.0f} | {reference} |")
+                     f"{common.cell(row, 'mrr@10')} | {common.epochs_cell(row)} | {row['n_params']:,} | {row['seconds']:.0f} | "
+                     f"{recipe_cell(recipes[model])} | {reference} |")
     lines.append("")
     short = [model for model, row in rows.items() if not common.converged(row, args.epochs, args.stopping_step)]
     lines.append("Tested epochs: the best validation epoch of each seed (1-based). "
@@ -103,7 +177,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     rows = {}
     with common.session_data(args) as (dataset, data_path, stats, workdir):
-        config = common.protocol(args, dataset, data_path, workdir)
+        config = row_config(common.protocol(args, dataset, data_path, workdir), args.lr_schedule)
+        recipes = {model: recipe(model, dataset, config) for model in args.models}
         for model in args.models:
             rows[model] = common.train_seeds(model, dataset, config, args.seeds, model, args.cache)
             print(f"{model}: Recall@20 {common.cell(rows[model], 'recall@20')} MRR@20 {common.cell(rows[model], 'mrr@20')} "
@@ -112,10 +187,11 @@ def main(argv=None) -> int:
     if {"SRIEM", "SRGNN"} <= set(rows):
         tests = {m: common.paired(rows["SRIEM"], rows["SRGNN"], m) for m in ("recall@20", "mrr@20")}
     out = Path(args.out) if args.out else common.RESULTS / f"session_based_{dataset}.md"
-    table = markdown(rows, tests, args, dataset, stats)
+    table = markdown(rows, tests, args, dataset, stats, recipes)
     common.write_outputs(out, table, "session_based")
     summary = {"dataset": dataset, "seeds": args.seeds, "batch_size": args.batch_size,
-               "embedding_size": args.embedding_size, "epochs": args.epochs, "stopping_step": args.stopping_step}
+               "embedding_size": args.embedding_size, "epochs": args.epochs, "stopping_step": args.stopping_step,
+               "lr_schedule": args.lr_schedule, "recipes": recipes}
     for model, row in rows.items():
         for metric in ("recall@20", "mrr@20"):
             key = f"{model.lower()}_{metric.replace('@', '')}"

@@ -177,7 +177,7 @@ def build(config: Config, dataset: Any = None, *, trainer: bool = True, convert:
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = lookup.get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
-    built_trainer = lookup.get_trainer(config["MODEL_TYPE"], config["model"])(config, model) if trainer else None
+    built_trainer = lookup.trainer_for(config)(config, model) if trainer else None
     if trainer:
         _warn_few_steps(config, train_data, getattr(built_trainer, "epoch_steps", 0))
     return Built(config, dataset, train_data, valid_data, test_data, model, built_trainer)

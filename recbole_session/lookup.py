@@ -44,6 +44,8 @@ RECBOLE_FAMILIES = ("general_recommender", "context_aware_recommender", "sequent
                     "knowledge_aware_recommender", "exlib_recommender")
 TRAINER_PACKAGE = "recbole_session.trainer"
 DATASET_PACKAGE = "recbole_session.data"
+# the trainer that gives RecBole's plain Trainer a learning-rate schedule (trainer_for)
+SCHEDULED_TRAINER = "ScheduledTrainer"
 
 
 class UnknownModelError(ValueError):
@@ -166,6 +168,28 @@ def _datasets() -> dict[str, type]:
 def get_trainer(model_type: ModelType, model_name: str) -> type:
     """``<Model>Trainer`` of this package if there is one, else RecBole's choice."""
     return _trainers().get(f"{model_name}Trainer") or recbole_get_trainer(model_type, model_name)
+
+
+def trainer_for(config) -> type:
+    """The trainer class a run of ``config`` trains with: the model's (:func:`get_trainer`), or
+    ``ScheduledTrainer`` when ``lr_schedule`` asks for a learning-rate schedule and the model's
+    trainer is RecBole's plain ``Trainer`` (which has none), so that RecBole's models (GRU4Rec,
+    SRGNN, ...) can train on SRIEM's schedule and a comparison can give every row one recipe.
+    A schedule that the model's trainer could not follow is refused, never ignored."""
+    from recbole.trainer import Trainer
+
+    from recbole_session.cli import UsageError
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])
+    if (config["lr_schedule"] or "none") == "none":
+        return trainer
+    scheduled = _trainers()[SCHEDULED_TRAINER]
+    if issubclass(trainer, scheduled):
+        return trainer
+    if trainer is Trainer:
+        return scheduled
+    raise UsageError(f"lr_schedule {short(config['lr_schedule'])}: {config['model']} trains with "
+                     f"{trainer.__name__}, which has no learning-rate schedule (use lr_schedule: none)")
 
 
 def dataset_class(model_name: str, model_type: ModelType) -> type:

@@ -16,7 +16,7 @@ from recbole_session.build import build, count_parameters, make_config
 from recbole_session.checks import check_outputs, check_room
 from recbole_session.config import Config
 from recbole_session.evaluation import evaluate_protocols_detailed
-from recbole_session.evaluation.results import save_run_results
+from recbole_session.evaluation.results import environment, save_run_results
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -73,8 +73,10 @@ def run_recbole_session(
     """Train and test one model in this process, as RecBole's ``run_recbole``.
 
     Returns ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
-    ``test_result``, ``n_params`` (trainable parameters), ``model_file``, and, for the
-    protocols of ``eval_protocols``, ``valid_protocols`` / ``test_protocols`` (flat keys like
+    ``test_result``, ``n_params`` (trainable parameters), ``model_file``, ``environment``
+    (:func:`~recbole_session.evaluation.results.environment`: versions, CPU kernels, threads,
+    GPU), and, for the protocols of ``eval_protocols``, ``valid_protocols`` /
+    ``test_protocols`` (flat keys like
     ``random100/ndcg@10``) and ``results_file`` (JSON next to the run's log, with a Markdown
     twin and the per-user values that ``python -m recbole_session.compare`` pairs).
     Ctrl+C during training raises :class:`TrainingInterrupted`, which names the best
@@ -118,6 +120,8 @@ def run_recbole_session(
         "test_result": test_result,
         "n_params": n_params,
         "model_file": trainer.saved_model_file if saved else None,
+        # where it trained (kernels, threads, versions): what a seed's numbers depend on
+        "environment": environment(config["device"]),
     }
     for split, detail in details.items():
         result[f"{split}_protocols"] = detail.metrics

@@ -188,6 +188,9 @@ def test_table2_runs_once_and_resumes(atomic_root, tmp_path):
     assert run_all(renamed, work, jobs=1, progress=again.append) == paths
     run = json.loads(paths[0].read_text())
     assert run["label"] == table2.SASREC and run["per_user"]["test"]["users"]
+    # the run's code and where it trained are in its file (and the code in its name)
+    assert run["code"] == flat[0].code_key() and f"-{run['code']}-seed1." in paths[0].name
+    assert run["environment"]["threads"] == 1 and run["environment"]["device"] == "cpu"
     assert {"test/full/ndcg@10", "test/random100/ndcg@10"} <= {f"test/{k}" for k in run["test_protocols"]}
 
     by_label = {label: paths[i:i + 1] for i, label in enumerate(specs)}

@@ -1,9 +1,14 @@
 """Run results as files: JSON (everything, with per-user values for paired tests) and
-Markdown (the tables), written next to the run's RecBole log; seeds aggregated as mean ± std."""
+Markdown (the tables), written next to the run's RecBole log; seeds aggregated as mean ± std.
+Every file records the :func:`environment` its runs trained in (files written before it existed
+have none; every reader takes that as "not recorded")."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,61 @@ from recbole_session.literals import short
 
 SPLITS = ("valid", "test")
 _MISSING = object()  # a field the file does not have (None is a value JSON can hold)
+# variables that choose torch's or OpenBLAS's CPU kernels: recorded when set
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; elsewhere what Python's platform knows)."""
+    try:
+        for line in CPUINFO.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def package_version() -> str:
+    """This package's ``__version__``, from its root module, which Python always loads before any
+    of its submodules (importing the root here would close an import cycle)."""
+    return sys.modules[__name__.split(".")[0]].__version__
+
+
+def environment(device: Any = "cpu") -> dict[str, Any]:
+    """What a seed's numbers depend on besides the code and the data (docs/evaluation.md, "What
+    a seed reproduces"): library versions, the CPU and the instruction set of the kernels torch
+    actually runs (``AVX512`` and ``AVX2`` kernels round differently), the thread count, and the
+    GPU when ``device`` is a CUDA device. One schema for the run, seeds and reproduce files."""
+    import recbole
+    import torch
+
+    device = torch.device(device)
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "recbole": recbole.__version__,
+        "recbole_session": package_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "kernel_variables": {name: os.environ[name] for name in KERNEL_VARIABLES if name in os.environ},
+        "threads": torch.get_num_threads(),
+        "device": device.type,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def environment_line(env: dict[str, Any] | None) -> str:
+    """One line of :func:`environment` for a Markdown file."""
+    if not env:
+        return "not recorded"
+    kernels = env["cpu_capability"] + "".join(f", {k}={v}" for k, v in env.get("kernel_variables", {}).items())
+    where = f"GPU {env['gpu']}" if env.get("gpu") else "CPU"
+    return (f"{where}; CPU {env['cpu']} ({kernels} kernels), {env['threads']} thread(s); torch {env['torch']}, "
+            f"RecBole {env['recbole']}, recbole-session {env['recbole_session']}, Python {env['python']}")
 
 
 def _plain(value: Any) -> Any:
@@ -55,7 +115,10 @@ def results_markdown(title: str, rows: dict[str, str], extra: dict[str, Any]) ->
 
 def save_run_results(result: dict[str, Any], config: Any, details: dict[str, Any], stem: Path) -> Path:
     """``<stem>.results.json`` and ``<stem>.results.md`` for one run. ``details`` maps a split
-    to its :class:`~recbole_session.evaluation.protocols.ProtocolResult`."""
+    to its :class:`~recbole_session.evaluation.protocols.ProtocolResult`. The run's
+    ``environment`` is ``result["environment"]`` when the caller recorded it where it trained,
+    else this process's."""
+    env = result.get("environment") or environment(config["device"])
     payload = {
         "kind": "run",
         "model": config["model"],
@@ -63,13 +126,15 @@ def save_run_results(result: dict[str, Any], config: Any, details: dict[str, Any
         "seed": config["seed"],
         "eval_negatives_seed": config["eval_negatives_seed"],
         **{k: _plain(v) for k, v in result.items()},
+        "environment": env,
         "per_user": {split: detail.to_json() for split, detail in details.items()},
     }
     json_path = Path(f"{stem}.results.json")
     write_atomic(json_path, json.dumps(payload, indent=1))
     rows = {key: f"{value:.4f}" if key != "n_params" else str(int(value)) for key, value in flat_metrics(result).items()}
     extra = {"model": config["model"], "dataset": config["dataset"], "seed": config["seed"],
-             "trainable parameters": result.get("n_params"), "model file": result.get("model_file")}
+             "trainable parameters": result.get("n_params"), "model file": result.get("model_file"),
+             "environment": environment_line(env)}
     write_atomic(Path(f"{stem}.results.md"), results_markdown(f"{config['model']} on {config['dataset']}", rows, extra))
     return json_path
 
@@ -104,8 +169,13 @@ def _per_user_mean(run_files: list[Path], split: str) -> dict[str, Any] | None:
 def save_seed_results(results: list[dict[str, Any]], seeds: list[int], model: str, dataset: str,
                       stem: Path) -> Path:
     """``<stem>.results.json`` / ``.results.md``: mean ± std over the seeds' runs, each run's
-    metrics, and per-user values averaged over seeds (for paired tests between models)."""
+    metrics and :func:`environment` (None: not recorded), and per-user values averaged over seeds
+    (for paired tests between models). The top-level ``environment`` is the runs' one
+    environment, or None when they differ or one is not recorded (a table resumed on another
+    machine): then only each run's tells."""
     summary = aggregate_runs(results)
+    envs = [r.get("environment") for r in results]
+    shared_env = envs[0] if envs[0] and all(env == envs[0] for env in envs) else None
     run_files = [Path(r["results_file"]) for r in results if r.get("results_file")]
     per_user = {}
     if len(run_files) == len(results):
@@ -119,9 +189,11 @@ def save_seed_results(results: list[dict[str, Any]], seeds: list[int], model: st
         "dataset": dataset,
         "seeds": list(seeds),
         "n_params": results[0].get("n_params"),
+        "environment": shared_env,
         **summary,
         "runs": [{"seed": s, "results_file": r.get("results_file"), "model_file": r.get("model_file"),
-                  "metrics": flat_metrics(r)} for s, r in zip(seeds, results)],
+                  "environment": r.get("environment"), "metrics": flat_metrics(r)}
+                 for s, r in zip(seeds, results)],
         "per_user": per_user,
     }
     json_path = Path(f"{stem}.results.json")
@@ -132,7 +204,9 @@ def save_seed_results(results: list[dict[str, Any]], seeds: list[int], model: st
         rows[key] = f"{int(mean)} ± {std:.0f}" if key == "n_params" else f"{mean:.4f} ± {std:.4f}"
     extra = {"model": model, "dataset": dataset, "seeds": ", ".join(map(str, seeds)),
              "trainable parameters": results[0].get("n_params"),
-             "spread": "mean ± sample standard deviation over seeds"}
+             "spread": "mean ± sample standard deviation over seeds",
+             "environment": environment_line(shared_env) if shared_env else
+             "differs between the runs or not recorded: see each run's in the JSON file"}
     write_atomic(Path(f"{stem}.results.md"),
                  results_markdown(f"{model} on {dataset}, {len(seeds)} seeds", rows, extra))
     return json_path

@@ -11,8 +11,9 @@ SessionBERT4Rec with the same recipe, data and seeds and writes ``DIR/table2_D.m
 ``figure2`` sweeps the full model's m and dT and writes ``DIR/figure2_D.png`` / ``.md`` /
 ``.json``; ``paper-params`` prints paper Table 2's #params column, computed from the authors'
 implementation's sizes. Runs are kept under ``--work`` (default ``DIR/runs``) by a key of everything that
-defines them, so an interrupted command continues where it stopped and a finished run is never
-trained again. Any ``--key=value`` is a RecBole config key for every row (e.g.
+defines them, config and code, so an interrupted command continues where it stopped and a finished
+run is never trained again, unless other code finished it (then it is stale, said so and trained
+again: :func:`~recbole_session.reproduce.runner.code_key`). Any ``--key=value`` is a RecBole config key for every row (e.g.
 ``--MAX_ITEM_LIST_LENGTH=20``). The last stdout line is one JSON object.
 """
 

@@ -14,7 +14,10 @@ papers' protocols with per-user values, which are saved in the package's results
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -32,9 +35,9 @@ import torch
 
 from recbole_session.build import build, count_parameters, create_dataset, make_config
 from recbole_session.evaluation import evaluate_protocols_detailed
-from recbole_session.evaluation.results import save_run_results
+from recbole_session.evaluation.results import environment, package_version, save_run_results
 from recbole_session.literals import load_yaml
-from recbole_session.lookup import get_trainer
+from recbole_session.lookup import dataset_class, get_model, get_trainer, trainer_for
 from recbole_session.paths import properties_dir
 from recbole_session.trainer import with_protocol_validation
 
@@ -45,6 +48,90 @@ TRAIN_KEYS = ("learner", "learning_rate", "weight_decay", "epochs", "eval_step",
 SIZE_KEYS = ("hidden_size", "n_layers", "n_heads", "inner_size", "hidden_dropout_prob",
              "mask_ratio", "MAX_ITEM_LIST_LENGTH", "max_session_segments", "temporal_dim",
              "padding_side", "temporal_proj_init", "train_regime")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# the package's modules that a run never executes (see code_sources): reporting, search,
+# conversion, serving and the other entry points; a new module counts until it is listed here
+NOT_RUN_CODE = ("reproduce/__init__.py", "reproduce/__main__.py", "reproduce/table2.py", "reproduce/figure2.py",
+                "compare.py", "tune/", "convert/", "recommend.py", "evaluate.py", "command.py", "training.py",
+                "seeds.py", "distributed.py", "quick_start.py", "utils.py")
+MODEL_DIR = "model/"
+# the packages whose class files count (the root folder names of their files, too)
+CODE_PACKAGES = ("recbole", "recbole_session")
+CODE_KEY_LENGTH = 12
+
+
+def _class_files(classes: list[type]) -> set[Path]:
+    """The source files of ``classes`` and of every class they inherit from, RecBole's and this
+    package's (torch's ``Module`` is torch's code: see :func:`code_key`)."""
+    files = set()
+    for cls in classes:
+        for base in inspect.getmro(cls):
+            if base.__module__.split(".")[0] not in CODE_PACKAGES:
+                continue
+            try:
+                files.add(Path(inspect.getsourcefile(base)).resolve())
+            except (TypeError, OSError):  # a class made by type() in no file
+                continue
+    return files
+
+
+def code_sources(model: str) -> list[Path]:
+    """The source files whose code defines a run of ``model``, in a fixed order: the files of
+    the model's, its trainer's and its dataset class's classes and of all their bases
+    (RecBole's too: a patched RecBole counts), and every module of this package except
+    :data:`NOT_RUN_CODE` and the other models' files (a run imports them, runs none of them)."""
+    model_class = get_model(model)
+    classes = [model_class, get_trainer(model_class.type, model), dataset_class(model, model_class.type)]
+    own = _class_files(classes)
+    package = {path.resolve() for path in PACKAGE_DIR.rglob("*.py")
+               if not path.relative_to(PACKAGE_DIR).as_posix().startswith(NOT_RUN_CODE)}
+    other_models = {path for path in package if path.relative_to(PACKAGE_DIR).as_posix().startswith(MODEL_DIR)
+                    and path.parent != PACKAGE_DIR / "model" and path.name != "__init__.py" and path not in own}
+    return sorted(own | (package - other_models))
+
+
+def _code_text(path: Path) -> str:
+    """The file's code without its comments and docstrings (an edited comment is not new code),
+    or its bytes when it does not parse."""
+    source = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+@functools.cache  # the code does not change under a running command (its workers import it once)
+def code_key(model: str) -> str:
+    """A hash of the code that defines a run of ``model``: this package's version, RecBole's
+    version, and the code of :func:`code_sources` (each file by its path relative to its
+    package, so that the same code in another checkout or virtual environment is the same key).
+
+    Why this rule: a reproduction's runs take hours, so the key must change when anything that
+    can change a run's numbers changes, and should not when nothing can. The package's modules
+    are hashed whole, not traced import by import, because a module a run uses (the checks, the
+    compatibility shims, the protocols' candidates) changes numbers through any function; the
+    exceptions are the modules that no run executes (:data:`NOT_RUN_CODE`: the table and
+    figure, the statistics, search, conversion, serving, the other commands) and the other
+    models' files, so that editing SRIEM does not retrain SessionBERT4Rec. RecBole counts by
+    its version and by the files of the model's, trainer's and dataset's class hierarchies.
+    Not in the key: torch and the machine (they change numbers too, see docs/evaluation.md,
+    "What a seed reproduces", but a run does not become other code by them: every results file
+    records them, :func:`~recbole_session.evaluation.results.environment`), the atomic files'
+    contents (the data; the dataset's yaml is in :meth:`RunSpec.key`)."""
+    import recbole
+
+    digest = hashlib.sha1(f"recbole_session {package_version()}\nrecbole {recbole.__version__}\n".encode())
+    for path in code_sources(model):
+        root = next((parent for parent in path.parents if parent.name in CODE_PACKAGES), path.parent)
+        digest.update(f"\n# {path.relative_to(root.parent).as_posix()}\n{_code_text(path)}".encode())
+    return digest.hexdigest()[:CODE_KEY_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -72,15 +159,29 @@ class RunSpec:
                    "package": [load_yaml(f.read_text()) if f.is_file() else None for f in package]}
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    def code_key(self) -> str:
+        """The code that defines the run (:func:`code_key`)."""
+        return code_key(self.model)
+
     def stem(self, work: Path) -> Path:
-        """Where this run is kept: a finished run of the same key and seed under another label
-        (figure 2's m 3 / dT 16 point is table 2's full row), else a new name from the label."""
+        """Where this run is kept, ``<label>-<key>-<code key>-seed<seed>``: a finished run of the
+        same key, code and seed under another label (figure 2's m 3 / dT 16 point is table 2's
+        full row), else a new name from the label."""
         folder = work / self.dataset
-        done = sorted(folder.glob(f"*-{self.key()}-seed{self.seed}.results.json"))
+        done = sorted(folder.glob(f"*-{self.key()}-{self.code_key()}-seed{self.seed}.results.json"))
         if done:
             return Path(str(done[0]).removesuffix(".results.json"))
         slug = "".join(c if c.isalnum() else "_" for c in self.label).strip("_").lower()
-        return folder / f"{slug}-{self.key()}-seed{self.seed}"
+        return folder / f"{slug}-{self.key()}-{self.code_key()}-seed{self.seed}"
+
+    def stale(self, work: Path) -> list[Path]:
+        """Results files of this run (same key and seed) finished by other code: another code
+        key, or none (the names before runs had one, ``<label>-<key>-seed<seed>``)."""
+        folder = work / self.dataset
+        current = results_path(self.stem(work))
+        named = [*folder.glob(f"*-{self.key()}-seed{self.seed}.results.json"),
+                 *folder.glob(f"*-{self.key()}-*-seed{self.seed}.results.json")]
+        return sorted({path for path in named if path != current})
 
 
 def results_path(stem: Path) -> Path:
@@ -154,7 +255,7 @@ def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False)
     dataset, train_data, valid_data, test_data, model = (
         built.dataset, built.train_data, built.valid_data, built.test_data, built.model)
     # the model's own trainer class with selection on valid_protocol, for every row
-    trainer = with_protocol_validation(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer = with_protocol_validation(trainer_for(config))(config, model)
     trainer.protocol_dataset = dataset
 
     curve: list[tuple[int, float]] = []
@@ -169,7 +270,7 @@ def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False)
                for split, data in (("valid", valid_data), ("test", test_data))}
     best = max(curve, key=lambda point: point[1]) if curve else (0, float("nan"))
     result = {
-        "label": spec.label, "key": spec.key(), "overrides": spec.overrides, "shared": spec.shared,
+        "label": spec.label, "key": spec.key(), "code": spec.code_key(), "overrides": spec.overrides, "shared": spec.shared,
         "best_valid_score": trainer.best_valid_score, "best_valid_result": trainer.best_valid_result,
         "test_result": test_result, "n_params": count_parameters(model),
         "valid_protocols": details["valid"].metrics, "test_protocols": details["test"].metrics,
@@ -180,6 +281,7 @@ def train_and_evaluate(spec: RunSpec, stem: Path, keep_checkpoint: bool = False)
         # the whole run (data, training, evaluation): sums to the command's cost on idle cores
         "run_cpu_seconds": round(time.process_time() - run_cpu, 2),
         "device": trained_on(config["device"]),
+        "environment": environment(config["device"]),
     }
     if keep_checkpoint:
         result["model_file"] = str(Path(f"{stem}.pth"))
@@ -207,7 +309,8 @@ def _run(spec: RunSpec, stem: str, keep_checkpoint: bool) -> dict[str, Any]:
 
 
 def unfinished(specs: list[RunSpec], work: Path) -> list[RunSpec]:
-    """The specs whose results file is missing in ``work``: the runs :func:`run_all` trains."""
+    """The specs whose results file of the current code is missing in ``work``: the runs
+    :func:`run_all` trains (a run finished by other code is one of them: :meth:`RunSpec.stale`)."""
     work = Path(work).resolve()
     return [spec for spec in specs if not results_path(spec.stem(work)).is_file()]
 
@@ -215,13 +318,24 @@ def unfinished(specs: list[RunSpec], work: Path) -> list[RunSpec]:
 def run_all(specs: list[RunSpec], work: Path, jobs: int = 1, threads: int = 1,
             progress: Callable[[str], None] = print, keep_checkpoints: bool = False) -> list[Path]:
     """Train every spec whose results file is missing (in ``jobs`` worker processes of
-    ``threads`` torch threads each); return the specs' results files, in order."""
+    ``threads`` torch threads each); return the specs' results files, in order.
+
+    A run finished by other code (the package, RecBole or the model changed since:
+    :func:`code_key`) is stale: it is trained again and said so, and its file is left where it
+    is, never read into the tables. Someone resuming a reproduction expects its tables to be of
+    the code they run now; reusing old runs would mix code in one table silently, and refusing
+    would stop the command for a change it can make right by training."""
     work = Path(work).resolve()
     paths = [results_path(spec.stem(work)) for spec in specs]
     todo = unfinished(specs, work)
     done = len(specs) - len(todo)
     if done:
         progress(f"{done} of {len(specs)} runs already finished in {work}: not trained again")
+    stale = [spec for spec in todo if spec.stale(work)]
+    if stale:
+        progress(f"{len(stale)} of {len(specs)} runs were finished in {work} by other code (this package, RecBole "
+                 f"or the model changed since): stale, trained again (their old files are kept, unused): "
+                 + ", ".join(sorted({f"{spec.label} seed {spec.seed}" for spec in stale})))
     if not todo:
         return paths
     started = time.perf_counter()
