@@ -103,7 +103,7 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
     continuing = [u for u in all_users if u not in set(opening)]
     for row in rows.values():
         data = load_results(row["seeds_file"])
-        row["vs_off"] = {r["key"]: {"diff": r["diff"], "p": r["p"], "t": r["t"]}
+        row["vs_off"] = {r["key"]: {"diff": r["diff"], "p": r["p"]}
                          for r in paired_tests(off, data, "test", ["recall@10", "ndcg@10"])}
         if opening:
             row["slices"] = {}
