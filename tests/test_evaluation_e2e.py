@@ -1,6 +1,6 @@
 """End to end on session-aware ml-100k through RecBole's real Trainer: the protocols in
 ``run_recbole_session``, ``--seeds`` (different models, identical candidates, mean ± std),
-results files, the paired t-test and re-evaluating a checkpoint."""
+results files, the paired comparison and re-evaluating a checkpoint."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 
 from recbole_session import compare
 from recbole_session import evaluate as reevaluate_cli
+from recbole_session.evaluation.stats import paired_difference
 from recbole_session.quick_start import main
 
 PROTOCOL_KEYS = {f"{p}/{m}@{k}" for p in ("random100", "popular100", "full")
@@ -66,14 +66,20 @@ def test_seeds_protocols_and_results_files(seeds_run):
     averaged = np.mean([r["per_user"]["test"]["per_user"]["random100/ndcg@10"] for r in runs], axis=0)
     np.testing.assert_allclose(summary["per_user"]["test"]["per_user"]["random100/ndcg@10"], averaged, atol=1e-6)
 
-    # the paired t-test between the two runs is scipy's on the stored per-user values
+    # each seed's own per-user values are kept, in the seeds' order, for the seeds' bootstrap
+    for i, run in enumerate(runs):
+        assert summary["per_user"]["test"]["per_seed"]["random100/ndcg@10"][i] == \
+            run["per_user"]["test"]["per_user"]["random100/ndcg@10"]
+
+    # the comparison of two runs is the bootstrap of the stored per-user values (one seed pair)
     rows = compare.paired_tests(runs[0], runs[1], "test", ["ndcg@10"])
     a = np.array(runs[0]["per_user"]["test"]["per_user"]["popular100/ndcg@10"])
     b = np.array(runs[1]["per_user"]["test"]["per_user"]["popular100/ndcg@10"])
     row = next(r for r in rows if r["key"] == "popular100/ndcg@10")
-    assert row["n"] == len(a) == 173
-    if not np.array_equal(a, b):
-        assert row["p"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
+    assert row["users"] == len(a) == 173 and row["seeds"] == 1
+    expected = paired_difference([a], [b], runs[0]["per_user"]["test"]["users"])
+    assert (row["diff"], row["ci_low"], row["ci_high"], row["p"]) == (
+        expected.diff, expected.ci_low, expected.ci_high, expected.p)
     assert compare.main([str(files[0]), str(files[1])]) == 0
 
     # a saved checkpoint is re-evaluated without training: the same values

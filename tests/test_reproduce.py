@@ -22,7 +22,7 @@ from recbole.utils import init_seed
 from recbole_session import compat
 from recbole_session.build import build
 from recbole_session.convert import convert
-from recbole_session.evaluation import evaluate_protocols
+from recbole_session.evaluation import evaluate_protocols, stats
 from recbole_session.paths import properties_dir
 from recbole_session.quick_start import make_config
 from recbole_session.reproduce import figure2, table2
@@ -209,13 +209,101 @@ def test_table2_runs_once_and_resumes(atomic_root, tmp_path):
         key = f"test/{protocol}/ndcg@10"
         # the paired difference of per-user values; the rows' means are rounded to 4 decimals
         assert verdict["diff"] == pytest.approx(rows["+ ST + SSE"]["mean"][key] - sasrec["mean"][key], abs=2e-4)
-        assert verdict["holds"] is None
+        # one seed: the interval is the users' only; the verdict is the interval's
+        assert verdict["seeds"] == 1 and verdict["ci_low"] <= verdict["diff"] <= verdict["ci_high"]
+        assert verdict["verdict"] == stats.verdict(verdict["ci_low"], verdict["ci_high"])
+        assert 0 < verdict["p"] <= verdict["p_holm"] <= 1
     assert versus["diff"] == versus["protocols"]["full"]["diff"]
     # where each run trained, for a table that joins runs resumed from machines of both kinds
     assert run["device"] == "cpu" and rows[table2.OFF]["devices"] == ["cpu"]
     rows[table2.SASREC]["devices"] = [table2.UNRECORDED]
     assert table2.trained_where(rows) == (f"not recorded: {table2.SASREC} (1 run); "
                                           f"cpu: {', '.join(label for label in rows if label != table2.SASREC)} (2 runs)")
+
+
+# synthetic rows of table 2 (no training): test and valid N@10 levels per row, 3 seeds
+SYNTHETIC_USERS = [str(u) for u in range(25)]
+SYNTHETIC_SEEDS = [1, 2, 3]
+# "+ ST" is best on valid, the full model on test: the selection must follow valid
+LEVELS = {table2.SASREC: (0.10, 0.10), table2.BERT4REC: (0.12, 0.11), table2.OFF: (0.14, 0.13),
+          "+ ST": (0.15, 0.20), table2.FULL: (0.30, 0.16)}
+
+
+def synthetic_run(path: Path, label: str, seed: int) -> None:
+    test, valid = LEVELS[label]
+    rng = np.random.default_rng([seed, len(label)])
+    # users' own level shared by every row (paired), the row's level, a little noise
+    users = np.random.default_rng(seed).random(len(SYNTHETIC_USERS)) * 0.2
+    per_user = {f"{p}/{m}": np.round(users + test + rng.normal(0, 0.01, len(users)), 6).tolist()
+                for p in table2.PROTOCOLS for m in ("recall@10", "ndcg@10")}
+    path.write_text(json.dumps({
+        "kind": "run", "model": "M", "dataset": "ml-100k", "seed": seed, "n_params": 10,
+        "train_seconds": 1.0, "best_epoch": 1, "epochs_run": 1, "device": "cpu",
+        "test_protocols": {k: float(np.mean(v)) for k, v in per_user.items()},
+        "valid_protocols": {k: valid for k in per_user},
+        "per_user": {"test": {"users": SYNTHETIC_USERS, "fingerprints": {p: "f" for p in table2.PROTOCOLS},
+                              "per_user": per_user}}}))
+
+
+def test_claims_choose_the_best_combination_on_valid_and_report_intervals(tmp_path):
+    work = tmp_path / "runs"
+    (work / "ml-100k").mkdir(parents=True)
+    rows = [row for row in table2.table_rows(2, 4) if row[0] in LEVELS]
+    specs = table2.specs_for(rows, "ml-100k", SYNTHETIC_SEEDS, {}, [])
+    paths = {}
+    for label, row_specs in specs.items():
+        paths[label] = [Path(f"{spec.stem(work)}.results.json") for spec in row_specs]
+        for spec, path in zip(row_specs, paths[label]):
+            synthetic_run(path, label, spec.seed)
+    summary = table2.summarize(specs, paths, work)
+    rows = summary["rows"]
+    assert rows["+ ST"]["run_files"] == [str(p) for p in paths["+ ST"]]
+    claim = table2.claims(rows)
+    # valid and test disagree: the choice is valid's, and it is reported on test
+    assert rows[table2.FULL]["mean"][table2.N_ALL] > rows["+ ST"]["mean"][table2.N_ALL]
+    assert claim["best_row"] == "+ ST" and claim["selection"] == "valid/full/ndcg@10"
+
+    def values(label: str) -> list[list[float]]:
+        return [json.loads(p.read_text())["per_user"]["test"]["per_user"]["full/ndcg@10"] for p in paths[label]]
+
+    expected = stats.paired_difference(values(table2.BERT4REC), values("+ ST"), SYNTHETIC_USERS)
+    got = claim["best_vs_bert4rec"]
+    assert (got["diff"], got["ci_low"], got["ci_high"], got["p"], got["verdict"]) == (
+        expected.diff, expected.ci_low, expected.ci_high, expected.p, expected.verdict)
+    assert got["verdict"] == "better" and got["seeds"] == 3
+    assert (claim["best_vs_bert4rec_ci_low"], claim["best_vs_bert4rec_ci_high"]) == (got["ci_low"], got["ci_high"])
+    # Holm over the 9 claim tests (3 claims x 3 protocols), in the claims' order
+    family = [claim[name]["protocols"][p] for name in ("full_vs_off", "best_vs_bert4rec", "best_vs_sasrec")
+              for p in table2.PROTOCOLS]
+    assert [c["p_holm"] for c in family] == stats.holm([c["p"] for c in family])
+    assert claim["full_vs_off"]["p_holm"] == claim["full_vs_off"]["protocols"]["full"]["p_holm"]
+    # the rows against switches off: Holm over the 4 rows compared, on N@10 over all items
+    compared = [label for label in rows if label != table2.OFF]
+    versus = [rows[label]["vs_off"]["full/ndcg@10"] for label in compared]
+    assert [v["p_holm"] for v in versus] == stats.holm([v["p"] for v in versus])
+
+    facts = {"users": 25, "items": 9, "interactions": 99, "hidden_size": 16, "n_layers": 1, "n_heads": 2,
+             "MAX_ITEM_LIST_LENGTH": 20, "train_regime": "prefix", "padding_side": "left", "mask_ratio": 0.2,
+             "temporal_proj_init": "normal"}
+    recipe = {"stopping_step": 10, "eval_step": 1, "learner": "adam", "learning_rate": 0.001, "weight_decay": 0,
+              "train_batch_size": 128, "epoch_steps": 10, "epochs": 1, "valid_metric": "NDCG@10",
+              "valid_protocol": "random100"}
+    payload = {"rows": rows, "facts": facts, "recipe": recipe, "claims": claim, "minutes": 0.1, "machine": "test",
+               "seeds": SYNTHETIC_SEEDS, "m": 2, "dt": 4, "dataset": "ml-100k", "runs": 15,
+               "summary": {k: v for k, v in summary.items() if k != "rows"}}
+    md, js = table2.write_outputs(tmp_path, "ml-100k", payload, "test")
+    text = md.read_text()
+    assert "holds" not in text and "seed spread" not in text
+    assert "highest valid N@10 over all items" in text
+    line = (f"- N@10 All, best combination (+ ST) vs RecBole's BERT4Rec: {got['diff']:+.4f}, 95 % CI "
+            f"[{got['ci_low']:+.4f}, {got['ci_high']:+.4f}], p {got['p']:.3g} (Holm {got['p_holm']:.3g}): better.")
+    assert line in text
+    full = rows[table2.FULL]["vs_off"]["full/ndcg@10"]
+    assert f"| {full['diff']:+.4f} [{full['ci_low']:+.4f}, {full['ci_high']:+.4f}] | " in text
+    assert json.loads(js.read_text())["claims"]["full_vs_off_ci_low"] == claim["full_vs_off"]["ci_low"]
+    head = table2.headline({**payload, "minutes": 0.1})
+    assert head["best_vs_sasrec_ci_high"] == round(claim["best_vs_sasrec"]["ci_high"], 4)
+    assert head["p_holm_full_vs_off"] == round(claim["full_vs_off"]["p_holm"], 4)
 
 
 def test_figure2_plot_is_a_png(tmp_path):

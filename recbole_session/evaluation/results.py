@@ -152,7 +152,9 @@ def aggregate_runs(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 
 def _per_user_mean(run_files: list[Path], split: str) -> dict[str, Any] | None:
-    """Per-user values averaged over seeds (the candidates must be the same in every run)."""
+    """Per-user values averaged over seeds (the candidates must be the same in every run), and
+    each seed's own under ``per_seed`` (``{key: [values of seed 1, ...]}``, the seeds' order):
+    the bootstrap of :mod:`recbole_session.evaluation.stats` draws seeds, which a mean hides."""
     loaded = [json.loads(Path(p).read_text())["per_user"].get(split) for p in run_files]
     if any(entry is None for entry in loaded):
         return None
@@ -163,16 +165,17 @@ def _per_user_mean(run_files: list[Path], split: str) -> dict[str, Any] | None:
     keys = [k for k in first["per_user"] if all(k in e["per_user"] for e in loaded)]
     per_user = {k: np.round(np.mean([e["per_user"][k] for e in loaded], axis=0), 6).tolist() for k in keys}
     return {"users": first["users"], "fingerprints": first["fingerprints"], "per_user": per_user,
-            "metrics": {k: float(np.mean(v)) for k, v in per_user.items()}}
+            "metrics": {k: float(np.mean(v)) for k, v in per_user.items()},
+            "per_seed": {k: [e["per_user"][k] for e in loaded] for k in keys}}
 
 
 def save_seed_results(results: list[dict[str, Any]], seeds: list[int], model: str, dataset: str,
                       stem: Path) -> Path:
     """``<stem>.results.json`` / ``.results.md``: mean ± std over the seeds' runs, each run's
-    metrics and :func:`environment` (None: not recorded), and per-user values averaged over seeds
-    (for paired tests between models). The top-level ``environment`` is the runs' one
-    environment, or None when they differ or one is not recorded (a table resumed on another
-    machine): then only each run's tells."""
+    metrics and :func:`environment` (None: not recorded), per-user values averaged over seeds and
+    each seed's per-user values (for the paired comparisons between models, which resample
+    seeds). The top-level ``environment`` is the runs' one environment, or None when they differ
+    or one is not recorded (a table resumed on another machine): then only each run's tells."""
     summary = aggregate_runs(results)
     envs = [r.get("environment") for r in results]
     shared_env = envs[0] if envs[0] and all(env == envs[0] for env in envs) else None
@@ -278,6 +281,17 @@ def _check_results(data: Any, path: Path) -> None:
             if not isinstance(column, list) or len(column) != len(users) or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in column):
                 raise bad(f"{where}.per_user.{key}", f"a list of {len(users)} numbers (one per user)", column)
+        # a seeds summary's own per-seed values (older summaries have none): one list per seed
+        per_seed = entry.get("per_seed", {})
+        if not isinstance(per_seed, dict):
+            raise bad(f"{where}.per_seed", "an object (protocol/metric -> one list per seed)", per_seed)
+        seeds = data.get("seeds") if isinstance(data.get("seeds"), list) else []
+        for key, columns in per_seed.items():
+            if not isinstance(columns, list) or len(columns) != len(seeds) or not all(
+                    isinstance(c, list) and len(c) == len(users) and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in c) for c in columns):
+                raise bad(f"{where}.per_seed.{key}", f"{len(seeds)} lists (one per seed) of {len(users)} numbers",
+                          columns)
     for field, types, expected in (("model", str, "a name"), ("dataset", str, "a name"),
                                    ("kind", str, "'run' or 'seeds'"), ("seeds", list, "a list of seeds")):
         if field in data and not isinstance(data[field], types):

@@ -2,15 +2,17 @@
 
 Every row is trained with the same recipe, data and seeds (see :func:`runner.shared_recipe`),
 selected on valid NDCG@10 under random-100, and evaluated under random-100, popular-100 and all
-items. Cells are mean ± sample standard deviation over seeds; ``p`` is a paired t-test of the
-row against "switches off" on per-user values averaged over seeds
-(:func:`recbole_session.compare.paired_tests`). Test targets that open a new session (a
-dataset variant that keeps single-item sessions has them) are reported as a separate slice.
+items. Cells are mean ± sample standard deviation over seeds. Each row's difference to "switches
+off", and each claim, is B - A with the 95 % interval and p of the hierarchical bootstrap over
+the paired seeds and the users (:mod:`recbole_session.evaluation.stats`, read from the rows'
+run files, one per seed), p adjusted by Holm over the family it belongs to, and the interval's
+verdict. The "best combination" is chosen on the valid split and reported once on test. Test
+targets that open a new session (a dataset variant that keeps single-item sessions has them)
+are reported as a separate slice.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 import os
@@ -23,6 +25,7 @@ import torch
 
 from recbole_session.compare import paired_tests
 from recbole_session.evaluation.results import aggregate_runs, load_results, save_seed_results
+from recbole_session.evaluation.stats import RESAMPLES, holm
 from recbole_session.files import write_atomic
 from recbole_session.reproduce.runner import PROTOCOLS, RunSpec, load_run
 
@@ -35,8 +38,19 @@ COMBOS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 
 COLUMNS = [(p, m) for p in PROTOCOLS for m in ("recall@10", "ndcg@10")]
 HEADERS = {"random100": "Ran.", "popular100": "Pop.", "full": "All"}
 N_ALL = "test/full/ndcg@10"
+# the best combination is chosen on this (valid N@10 over all items), never on a test number
+N_VALID = "valid/full/ndcg@10"
+# the metrics of the rows' differences to switches off, and the one the table's column shows
+VERSUS_METRICS = ["recall@10", "ndcg@10"]
+VERSUS_KEY = "full/ndcg@10"
+# (claim, row A, row B's role, text): B - A; "best" is the combination chosen on valid
+CLAIMS = (("full_vs_off", OFF, FULL, "all three switches vs switches off"),
+          ("best_vs_bert4rec", BERT4REC, "best", "best combination ({best}) vs RecBole's BERT4Rec"),
+          ("best_vs_sasrec", SASREC, "best", "best combination ({best}) vs RecBole's SASRec"))
 # the device of a run finished before runs recorded it
 UNRECORDED = "not recorded"
+ONE_SEED = (" With one seed the bootstrap cannot draw seeds: the intervals hold the users' variance "
+            "only, not the seeds'.")
 
 
 def combo_label(st: int, se: int, te: int) -> str:
@@ -61,20 +75,28 @@ def specs_for(rows: list[tuple[str, str, dict]], dataset: str, seeds: list[int],
                     for seed in seeds] for label, model, overrides in rows}
 
 
-def _subset(results: dict[str, Any], users: list[str], split: str = "test") -> dict[str, Any]:
-    """A copy of a loaded results file whose per-user ``split`` values keep only ``users``."""
-    out = copy.deepcopy(results)
-    entry = out["per_user"][split]
-    index = [i for i, user in enumerate(entry["users"]) if user in set(users)]
-    entry["users"] = [entry["users"][i] for i in index]
-    entry["per_user"] = {k: [v[i] for i in index] for k, v in entry["per_user"].items()}
-    return out
+def seed_set(row: dict[str, Any], cache: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The row's run files, one per seed (loaded once per ``cache``): the per-user values of
+    each seed, which the bootstrap resamples (a seeds file's mean would hide the seeds)."""
+    for path in row["run_files"]:
+        if path not in cache:
+            cache[path] = load_results(path)
+    return [cache[path] for path in row["run_files"]]
+
+
+def versus(a: list[dict[str, Any]], b: list[dict[str, Any]], users: set[str] | None = None) -> dict[str, Any]:
+    """B - A of every protocol's R@10 and N@10 on test: mean of B, difference, interval, p, verdict."""
+    return {r["key"]: {"mean": r["mean_b"], "diff": r["diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                       "p": r["p"], "verdict": r["verdict"], "seeds": r["seeds"]}
+            for r in paired_tests(a, b, "test", VERSUS_METRICS, users)}
 
 
 def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], work: Path,
               reference: str = OFF) -> dict[str, Any]:
-    """Per row: mean/std over seeds, the seeds file (per-user means), paired tests against the
-    ``reference`` row (all users, and the new-session slice when there is one)."""
+    """Per row: mean/std over seeds, the seeds file, its run files (one per seed), and B - A
+    against the ``reference`` row with the bootstrap's interval (all users, and the new-session
+    slice when there is one); the p of the column the table shows (N@10 over all items) adjusted
+    by Holm over the rows compared with the reference."""
     rows: dict[str, Any] = {}
     for label, row_specs in specs.items():
         results = [{**load_run(p), "results_file": str(p)} for p in paths[label]]
@@ -86,6 +108,7 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
             "model": first.model, "overrides": first.overrides, "n_params": results[0]["n_params"],
             "seeds": [spec.seed for spec in row_specs],
             "mean": summary["mean"], "std": summary["std"], "seeds_file": str(seeds_file),
+            "run_files": [str(p) for p in paths[label]],
             "train_seconds": float(np.mean([r["train_seconds"] for r in results])),
             # summed over seeds (runs finished before this field existed count 0)
             "run_cpu_seconds": float(sum(r.get("run_cpu_seconds", 0.0) for r in results)),
@@ -97,53 +120,64 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
     cpu_minutes = sum(row["run_cpu_seconds"] for row in rows.values()) / 60
     if reference not in rows:
         return {"rows": rows, "cpu_minutes": cpu_minutes}
-    off = load_results(rows[reference]["seeds_file"])
+    cache: dict[str, dict[str, Any]] = {}
+    off = seed_set(rows[reference], cache)
     opening = rows[reference]["new_session_users"]
-    all_users = off["per_user"]["test"]["users"]
+    all_users = list(dict.fromkeys(off[0]["per_user"]["test"]["users"]))
     continuing = [u for u in all_users if u not in set(opening)]
     for row in rows.values():
-        data = load_results(row["seeds_file"])
-        row["vs_off"] = {r["key"]: {"diff": r["diff"], "p": r["p"], "t": r["t"]}
-                         for r in paired_tests(off, data, "test", ["recall@10", "ndcg@10"])}
+        data = seed_set(row, cache)
+        row["vs_off"] = versus(off, data)
         if opening:
             row["slices"] = {}
             for name, users in (("opens_session", opening), ("continues_session", continuing)):
-                tests = paired_tests(_subset(off, users), _subset(data, users), "test", ["recall@10", "ndcg@10"])
-                row["slices"][name] = {r["key"]: {"mean": r["mean_b"], "diff": r["diff"], "p": r["p"]}
-                                       for r in tests}
-                row["slices"][name]["users"] = len(users)
+                row["slices"][name] = {**versus(off, data, set(users)), "users": len(users)}
+    # Holm over the rows compared with the reference, on the column the table shows
+    compared = [label for label in rows if label != reference]
+    for label, p_holm in zip(compared, holm([rows[label]["vs_off"][VERSUS_KEY]["p"] for label in compared])):
+        rows[label]["vs_off"][VERSUS_KEY]["p_holm"] = p_holm
     return {"rows": rows, "new_session_users": len(opening), "test_users": len(all_users),
             "cpu_minutes": cpu_minutes}
 
 
-def pair(rows: dict[str, Any], a: str, b: str, key: str = "full/ndcg@10") -> dict[str, float]:
-    """Paired test of row ``b`` against row ``a`` on ``key`` (per-user means over seeds)."""
-    test = {r["key"]: r for r in paired_tests(load_results(rows[a]["seeds_file"]),
-                                               load_results(rows[b]["seeds_file"]), "test")}[key]
-    return {"diff": test["diff"], "p": test["p"]}
+def pair(rows: dict[str, Any], a: str, b: str, cache: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """B - A of row ``b`` against row ``a`` on test N@10 of every protocol (keys like
+    ``full/ndcg@10``), from the rows' run files: mean, difference, interval, p, verdict."""
+    cache = {} if cache is None else cache
+    return versus(seed_set(rows[a], cache), seed_set(rows[b], cache))
+
+
+def best_combination(rows: dict[str, Any]) -> str | None:
+    """The combination of switches (switches off is the baseline, never a candidate) with the
+    highest VALID N@10 over all items: chosen without a test number, then reported once on test."""
+    combos = [label for label in rows if rows[label]["model"] == "SessionBERT4Rec" and label != OFF]
+    return max(combos, key=lambda label: rows[label]["mean"][N_VALID]) if combos else None
 
 
 def claims(rows: dict[str, Any]) -> dict[str, Any]:
-    """The paper's claims: the full model beats switches off, and the best combination (by N@10
-    over all items) beats RecBole's SASRec and BERT4Rec, each by more than the seed spread (the
-    larger sample std of the two rows), with the paired test's p. Judged on N@10 over all items
-    (the entry's own keys) and, under ``protocols``, on every protocol of the table."""
-    combos = [label for label in rows if rows[label]["model"] == "SessionBERT4Rec" and label != OFF]
-    best = max(combos, key=lambda label: rows[label]["mean"][N_ALL]) if combos else None
-    out: dict[str, Any] = {"best_row": best}
-    for name, a, b in (("full_vs_off", OFF, FULL), ("best_vs_bert4rec", BERT4REC, best),
-                       ("best_vs_sasrec", SASREC, best)):
+    """The paper's claims: the full model beats switches off, and the best combination (chosen
+    on valid N@10 over all items, :func:`best_combination`) beats RecBole's SASRec and BERT4Rec.
+    Each on test N@10 under every protocol (``protocols``; the entry's own keys are N@10 over
+    all items, the issue's test): B - A, the bootstrap's 95 % interval and p over seeds and
+    users, p adjusted by Holm over all the claims' tests of the table (claims x protocols), and
+    the interval's verdict. ``<claim>_ci_low`` / ``<claim>_ci_high``: N@10 over all items."""
+    best = best_combination(rows)
+    out: dict[str, Any] = {"best_row": best, "selection": N_VALID, "resamples": RESAMPLES}
+    cache: dict[str, dict[str, Any]] = {}
+    for name, a, b, _ in CLAIMS:
+        b = best if b == "best" else b
         if a not in rows or b not in rows:
             continue
-        verdicts = {}
-        for protocol in PROTOCOLS:
-            key = f"test/{protocol}/ndcg@10"
-            diff = rows[b]["mean"][key] - rows[a]["mean"][key]
-            spread = max(rows[a]["std"][key], rows[b]["std"][key])
-            # one seed has no spread: no verdict
-            holds = None if len(rows[a]["seeds"]) < 2 else bool(diff > spread)
-            verdicts[protocol] = {**pair(rows, a, b, f"{protocol}/ndcg@10"), "spread": spread, "holds": holds}
+        tests = pair(rows, a, b, cache)
+        verdicts = {protocol: tests[f"{protocol}/ndcg@10"] for protocol in PROTOCOLS}
         out[name] = {**verdicts["full"], "protocols": verdicts}
+    family = [(name, protocol) for name, *_ in CLAIMS if name in out for protocol in PROTOCOLS]
+    for (name, protocol), p_holm in zip(family, holm([out[n]["protocols"][p]["p"] for n, p in family])):
+        out[name]["protocols"][protocol]["p_holm"] = p_holm
+    for name, *_ in CLAIMS:
+        if name in out:
+            out[name]["p_holm"] = out[name]["protocols"]["full"]["p_holm"]
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = out[name]["ci_low"], out[name]["ci_high"]
     return out
 
 
@@ -154,27 +188,37 @@ def cell(row: dict[str, Any], key: str) -> str:
 
 def markdown_table(rows: dict[str, Any]) -> list[str]:
     head = "| Model | #params | " + " | ".join(f"{m[:1].upper()}@10 {HEADERS[p]}" for p, m in COLUMNS)
-    head += " | N@10 All − off | p vs off | best epoch / run | train s |"
+    head += " | N@10 All − off [95 % CI] | p (Holm) | vs off | best epoch / run | train s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for label, row in rows.items():
-        versus = row.get("vs_off", {}).get("full/ndcg@10")
-        diff = "" if versus is None or label == OFF else f"{versus['diff']:+.4f}"
-        p = "" if versus is None or label == OFF else f"{versus['p']:.3g}"
+        entry = row.get("vs_off", {}).get(VERSUS_KEY)
+        if entry is None or label == OFF:
+            diff = p = word = ""
+        else:
+            diff = f"{entry['diff']:+.4f} {interval(entry)}"
+            p = f"{entry['p']:.3g} ({entry['p_holm']:.3g})"
+            word = entry["verdict"]
         lines.append(f"| {label} | {row['n_params']:,} | "
                      + " | ".join(cell(row, f"test/{p_}/{m}") for p_, m in COLUMNS)
-                     + f" | {diff} | {p} | {row['best_epoch']:.0f} / {row['epochs_run']:.0f} | {row['train_seconds']:.0f} |")
+                     + f" | {diff} | {p} | {word} | {row['best_epoch']:.0f} / {row['epochs_run']:.0f} | {row['train_seconds']:.0f} |")
     return lines
 
 
+def interval(entry: dict[str, Any]) -> str:
+    return f"[{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]"
+
+
 def slice_table(rows: dict[str, Any]) -> list[str]:
-    lines = ["| Model | N@10 All, opens a session | − off | p | N@10 All, continues | − off | p |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| Model | N@10 All, opens a session | − off [95 % CI] | p | vs off "
+             "| N@10 All, continues | − off [95 % CI] | p | vs off |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label, row in rows.items():
         cells = []
         for name in ("opens_session", "continues_session"):
-            entry = row["slices"][name]["full/ndcg@10"]
+            entry = row["slices"][name][VERSUS_KEY]
             same = label == OFF
-            cells += [f"{entry['mean']:.4f}", "" if same else f"{entry['diff']:+.4f}", "" if same else f"{entry['p']:.3g}"]
+            cells += [f"{entry['mean']:.4f}", "" if same else f"{entry['diff']:+.4f} {interval(entry)}",
+                      "" if same else f"{entry['p']:.3g}", "" if same else entry["verdict"]]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -230,27 +274,36 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
         "with their own yaml defaults at the same sizes, trained on RecBole's every-prefix rows.",
         f"- Budget, the same for {describe_budget(recipe, facts)}. No row was tuned.",
         f"- Trained on: {trained_where(rows)}.",
-        f"- Seeds {payload['seeds']}; cells are mean ± sample std over seeds; `p vs off` is a paired "
-        "t-test over test users (per-user values averaged over seeds) against switches off.", "",
+        f"- Seeds {payload['seeds']}; cells are mean ± sample std over seeds. `N@10 All − off` is the "
+        f"row minus switches off on test N@10 over all items with its 95 % percentile interval from a "
+        f"hierarchical bootstrap ({RESAMPLES} resamples of the paired seeds and of the test users as "
+        "clusters, one user draw for all the drawn seeds; each seed's per-user values from its run "
+        "file); `p` is the two-sided "
+        "bootstrap p of the same resamples, in brackets adjusted by Holm over the rows compared with "
+        "switches off; `vs off` is the interval's verdict: better (above 0), worse (below 0) or not "
+        f"separated.{ONE_SEED if len(payload['seeds']) < 2 else ''}", "",
         *markdown_table(rows), "",
     ]
     verdict = []
-    for name, text in (("full_vs_off", "all three switches vs switches off"),
-                       ("best_vs_bert4rec", f"best combination ({claim.get('best_row')}) vs RecBole's BERT4Rec"),
-                       ("best_vs_sasrec", f"best combination ({claim.get('best_row')}) vs RecBole's SASRec")):
+    for name, _, _, text in CLAIMS:
         if name not in claim:
             continue
         for protocol in ("full", "random100", "popular100"):
             c = claim[name]["protocols"][protocol]
-            outcome = {True: "holds", False: "does not hold", None: "cannot be judged (one seed)"}[c["holds"]]
-            verdict.append(f"- N@10 {HEADERS[protocol]}, {text}: {c['diff']:+.4f} (seed spread {c['spread']:.4f}, "
-                           f"paired p {c['p']:.3g}): {outcome} by more than the seed spread.")
-    lines += ["Claims (N@10; the issue's test is over all items, the paper reports all three protocols):", "",
-              *verdict, ""]
+            verdict.append(f"- N@10 {HEADERS[protocol]}, {text.format(best=claim.get('best_row'))}: "
+                           f"{c['diff']:+.4f}, 95 % CI {interval(c)}, p {c['p']:.3g} (Holm {c['p_holm']:.3g}): "
+                           f"{c['verdict']}.")
+    lines += [f"Claims (test N@10; the issue's test is over all items, the paper reports all three protocols). "
+              f"The best combination ({claim.get('best_row')}) is the one with the highest valid N@10 over all "
+              "items, chosen before any test number is read and reported once on test. Each claim: B − A, the "
+              "bootstrap's 95 % interval, its p and, in brackets, p adjusted by Holm over the table's "
+              f"{sum(len(PROTOCOLS) for name, *_ in CLAIMS if name in claim)} claim tests (claims × protocols); "
+              "the verdict follows the interval only.", "", *verdict, ""]
     if payload["summary"].get("new_session_users"):
         lines += [f"Test targets that open a new session ({payload['summary']['new_session_users']} users) "
-                  "and those that continue one, N@10 over all items, per-user means over seeds, paired "
-                  "tests against switches off on the same users:", "", *slice_table(rows), ""]
+                  "and those that continue one, N@10 over all items, mean over seeds, B − A against "
+                  "switches off on the same users with the bootstrap's interval, p (not adjusted) and "
+                  "verdict:", "", *slice_table(rows), ""]
     md = out / f"table2_{dataset}.md"
     js = out / f"table2_{dataset}.json"
     write_atomic(md, "\n".join(lines))
@@ -278,9 +331,11 @@ def headline(payload: dict[str, Any]) -> dict[str, Any]:
         "best_ndcg10_all": n_all(claim.get("best_row")), "best_row": claim.get("best_row"),
         "bert4rec_ndcg10_all": n_all(BERT4REC), "sasrec_ndcg10_all": n_all(SASREC),
         "off_std": None if OFF not in rows else round(rows[OFF]["std"][N_ALL], 4),
-        "p_full_vs_off": None if "full_vs_off" not in claim else round(claim["full_vs_off"]["p"], 4),
-        "p_best_vs_bert4rec": None if "best_vs_bert4rec" not in claim else round(claim["best_vs_bert4rec"]["p"], 4),
-        "p_best_vs_sasrec": None if "best_vs_sasrec" not in claim else round(claim["best_vs_sasrec"]["p"], 4),
+        **{f"{field}_{name}": None if name not in claim else round(claim[name][field], 4)
+           for name, *_ in CLAIMS for field in ("p", "p_holm")},
+        **{f"{name}_{field}": None if name not in claim else round(claim[name][field], 4)
+           for name, *_ in CLAIMS for field in ("ci_low", "ci_high")},
+        **{f"{name}_verdict": claim[name]["verdict"] if name in claim else None for name, *_ in CLAIMS},
         "new_session_users": payload["summary"].get("new_session_users", 0),
         "minutes": round(payload["minutes"], 1),
         "cpu_minutes": round(payload["summary"].get("cpu_minutes", 0.0), 1),
@@ -290,5 +345,8 @@ def headline(payload: dict[str, Any]) -> dict[str, Any]:
         for label, key in ((OFF, "off"), (FULL, "full")):
             entry = rows[label]["slices"]["opens_session"]["full/ndcg@10"]
             line[f"{key}_ndcg10_all_opens_session"] = round(entry["mean"], 4)
-        line["p_full_vs_off_opens_session"] = round(rows[FULL]["slices"]["opens_session"]["full/ndcg@10"]["p"], 4)
+        opens = rows[FULL]["slices"]["opens_session"][VERSUS_KEY]
+        line["p_full_vs_off_opens_session"] = round(opens["p"], 4)
+        line["full_vs_off_opens_session_ci_low"] = round(opens["ci_low"], 4)
+        line["full_vs_off_opens_session_ci_high"] = round(opens["ci_high"], 4)
     return line
