@@ -168,6 +168,29 @@ def _gpu_ids(value: Any, config) -> bool:
         isinstance(value, str) and all(part.strip().isdigit() for part in value.split(",")))
 
 
+def _eval_split_problem(value: Any, config) -> str | None:
+    """What ``eval_split`` expects that the config does not give (see
+    :func:`recbole_session.data.split.split_problem`), or None."""
+    from recbole_session.data.split import LAST_SESSION, split_problem
+
+    problem = split_problem(config)
+    if problem is None and value == LAST_SESSION:
+        from recbole_session.data.dataset import SessionSequentialDataset
+        from recbole_session.lookup import dataset_class
+
+        cls = dataset_class(config["model"], config["MODEL_TYPE"])
+        if not issubclass(cls, SessionSequentialDataset):  # a general model, RecBole's KSRDataset
+            return (f"loo for {config['model']}, whose dataset class is RecBole's {cls.__name__} "
+                    f"({LAST_SESSION} splits the rows of recbole_session's sequential dataset classes)")
+    return problem
+
+
+def _eval_split_expected(config) -> str:
+    from recbole_session.data.split import EVAL_SPLITS
+
+    return _eval_split_problem(config["eval_split"], config) or f"one of {', '.join(EVAL_SPLITS)}"
+
+
 def _valid_metric(value: Any, config) -> bool:
     return isinstance(value, str) and value.lower() in _computed_metrics(config)
 
@@ -200,6 +223,7 @@ RULES: dict[str, Rule] = {
     "gpu_id": Rule(_gpu_ids, "GPU numbers separated by commas (e.g. 0 or '0,1')"),
     **{key: Rule(_sizes, "a positive integer (or a list of them)") for key in
        ("embedding_size", "hidden_size", "inner_size", "n_layers", "num_layers", "n_heads")},
+    "eval_split": Rule(lambda v, c: _eval_split_problem(v, c) is None, _eval_split_expected),
     "valid_metric": Rule(_valid_metric, lambda c: "one of the metrics the run computes (metrics at each topk): "
                          + ", ".join(_computed_metrics(c)[:12])),
 }

@@ -106,14 +106,17 @@ def count_items(files: list[Path], config) -> int:
     return len(ids)
 
 
-def _required_fields(config) -> list[str]:
-    """The columns RecBole cannot do without: user and item ids, and the time when the
-    interactions are ordered by it."""
-    required = [config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]]
+def _required_fields(config) -> dict[str, str]:
+    """The columns the run cannot do without, each with what needs it: user and item ids, the
+    time when the interactions are ordered by it, and the session id for ``eval_split:
+    last_session``."""
+    required = {config["USER_ID_FIELD"]: "RecBole", config["ITEM_ID_FIELD"]: "RecBole"}
     eval_args = config["eval_args"] or {}
     if config["TIME_FIELD"] and not config["benchmark_filename"] and eval_args.get("order") == "TO":
-        required.append(config["TIME_FIELD"])
-    return [field for field in required if field]
+        required[config["TIME_FIELD"]] = "RecBole"
+    if config["eval_split"] == "last_session":  # a literal: recbole_session.data.split imports RecBole
+        required[config["SESSION_ID_FIELD"] or "SESSION_ID_FIELD"] = "eval_split: last_session"
+    return {field: who for field, who in required.items() if field}
 
 
 def _loaded(config, name: str) -> bool:
@@ -145,13 +148,13 @@ def check_atomic_file(path: Path, config) -> None:
             raise UsageError(f"{path}, line 1, column {number} '{column}': expected name:type with type "
                              f"{', '.join(FEATURE_TYPES)} (fields separated by {sep!r})")
         fields[name] = ftype
-    for name in _required_fields(config):
+    for name, who in _required_fields(config).items():
         if name not in fields:
             raise UsageError(f"{path}, line 1: column '{name}' missing (the header has {', '.join(fields)}); "
-                             f"expected e.g. {example!r}")
+                             + (f"expected e.g. {example!r}" if who == "RecBole" else f"{who} needs it"))
         if not _loaded(config, name):
             raise UsageError(f"bad value load_col: {short(config['load_col'])}: its 'inter' list leaves out "
-                             f"'{name}', which RecBole needs")
+                             f"'{name}', which {who} needs")
     if not first_row.strip():
         raise UsageError(f"{path}: no rows after the header line")
     floats = [f"{name}:float" for name, ftype in fields.items() if ftype == "float" and _loaded(config, name)]

@@ -9,7 +9,9 @@
   ``recbole_session/data/`` (subclasses of RecBole's ``AbstractTrainer`` / ``Dataset``);
   ``__all__`` plays no part;
 - every other recommender, trainer or dataset class defined there must be a base class of one
-  that the rule finds (``ScheduledTrainer`` is the base of ``SRIEMTrainer``).
+  that the rule finds (``ScheduledTrainer`` is the base of ``SRIEMTrainer``,
+  ``SessionSequentialDataset`` of the package's dataset classes; :func:`dataset_class` also gives
+  it to every sequential model without a dataset class of its own).
   :func:`unmatched_classes` lists the classes that break this rule, that is, that no lookup
   would ever find; a test keeps that list empty.
 
@@ -46,6 +48,9 @@ TRAINER_PACKAGE = "recbole_session.trainer"
 DATASET_PACKAGE = "recbole_session.data"
 # the trainer that gives RecBole's plain Trainer a learning-rate schedule (trainer_for)
 SCHEDULED_TRAINER = "ScheduledTrainer"
+# the dataset class of every sequential model without a <Model>Dataset (RecBole's
+# SequentialDataset with the choice of eval_split), defined in DATASET_PACKAGE
+GENERIC_SEQUENTIAL_DATASET = "SessionSequentialDataset"
 
 
 class UnknownModelError(ValueError):
@@ -194,13 +199,17 @@ def trainer_for(config) -> type:
 
 def dataset_class(model_name: str, model_type: ModelType) -> type:
     """``<Model>Dataset`` of this package if there is one, else RecBole's choice (the rule of
-    ``recbole.data.create_dataset``: its ``<Model>Dataset``, else the model type's class)."""
+    ``recbole.data.create_dataset``: its ``<Model>Dataset``, else the model type's class), where
+    RecBole's ``SequentialDataset`` is :data:`GENERIC_SEQUENTIAL_DATASET` of this package (the
+    same rows, plus the choice of ``eval_split``)."""
     import recbole.data.dataset as recbole_datasets
 
     cls = _datasets().get(f"{model_name}Dataset") or getattr(recbole_datasets, f"{model_name}Dataset", None)
     if cls is not None:
         return cls
-    type2class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
+    if model_type == ModelType.SEQUENTIAL:
+        return _datasets()[GENERIC_SEQUENTIAL_DATASET]
+    type2class = {ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
     return getattr(recbole_datasets, type2class.get(model_type, "Dataset"))
 
 

@@ -16,7 +16,7 @@ from recbole_session.build import build, count_parameters, make_config
 from recbole_session.checks import check_outputs, check_room
 from recbole_session.config import Config
 from recbole_session.evaluation import evaluate_protocols_detailed
-from recbole_session.evaluation.results import environment, save_run_results
+from recbole_session.evaluation.results import environment, save_run_results, split_counts
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -59,6 +59,9 @@ def _evaluate_protocols(config: Config, model, dataset_obj, valid_data, test_dat
             getLogger().warning(f"eval_protocols skipped: {err}")
             return {}
         getLogger().info(set_color(f"{split} protocols", "yellow") + f": {details[split].metrics}")
+        if details[split].open_metrics:
+            getLogger().info(set_color(f"{split} protocols, targets that open a session", "yellow")
+                             + f": {details[split].open_metrics}")
     return details
 
 
@@ -125,6 +128,14 @@ def run_recbole_session(
     }
     for split, detail in details.items():
         result[f"{split}_protocols"] = detail.metrics
+    if details:
+        result.update(split_counts(details))
+    else:  # no protocols: the eval datasets' rows, one target each for a sequential model
+        result["targets"] = {"valid": len(built.valid_data._dataset), "test": len(built.test_data._dataset)}
+    opening = result.get("open_targets") or {}
+    logger.info(set_color("targets", "blue") + f" ({config['eval_split']} split): " + ", ".join(
+        f"{split} {count}" + (f" ({opening[split]} open a session)" if split in opening else "")
+        for split, count in result["targets"].items()))
     if config["local_rank"] == 0 and log_file is not None:
         stem = log_file.with_suffix("")
         result["results_file"] = str(save_run_results(result, config, details, stem))

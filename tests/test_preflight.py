@@ -35,6 +35,14 @@ def _dataset(folder: Path, name: str = "mine") -> None:
     inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "\n".join(rows) + "\n")
 
 
+def _session_dataset(folder: Path) -> None:
+    """``mine`` with a session column (a new session every 10 items)."""
+    inter = folder / "data" / "mine" / "mine.inter"
+    inter.parent.mkdir(parents=True, exist_ok=True)
+    rows = [f"{user}\t{item}\t{item}.0\t{item // 10}" for user in (1, 2, 3) for item in range(1, ITEMS + 1)]
+    inter.write_text("user_id:token\titem_id:token\ttimestamp:float\tsession_id:token\n" + "\n".join(rows) + "\n")
+
+
 def _file(name: str):
     def setup(folder: Path) -> None:
         (folder / name).write_text("not a folder\n")
@@ -118,6 +126,22 @@ MORE_CASES = [
     BadInput("training", "load_col without the item column", TRAIN, (*MINE, "--load_col={'inter': ['user_id', 'timestamp']}"),
              "its 'inter' list leaves out 'item_id', which RecBole needs", setup=_dataset),
     BadInput("training", "a 5,000-character --model", TRAIN, ("--model=" + "M" * 5000, "--dataset=ml-100k"), "MMM...MMM"),
+    BadInput("training", "--eval_split=last", TRAIN, (*ML100K, "--eval_split=last"),
+             "eval_split expects one of loo, last_session"),
+    BadInput("training", "--eval_split=last_session with a ratio split", TRAIN,
+             (*ML100K, "--eval_split=last_session", "--eval_args={'split': {'RS': [0.8, 0.1, 0.1]}, 'order': 'TO', 'mode': 'full'}"),
+             "eval_split expects loo with eval_args split {'RS': [0.8, 0.1, 0.1]}"),
+    BadInput("training", "--eval_split=last_session for a general model", TRAIN,
+             ("--model=BPR", "--dataset=ml-100k", "--data_path={tmp}/data", "--eval_split=last_session"),
+             "eval_split expects loo for BPR, whose dataset class is RecBole's Dataset"),
+    BadInput("training", "--eval_split=last_session on a dataset without sessions", TRAIN,
+             (*MINE, "--topk=[5]", "--valid_metric=ndcg@5", "--eval_split=last_session"),
+             "line 1: column 'session_id' missing (the header has user_id, item_id, timestamp); eval_split: last_session needs it",
+             setup=_dataset),
+    BadInput("training", "--eval_split=last_session with load_col leaving out the session", TRAIN,
+             (*MINE, "--topk=[5]", "--valid_metric=ndcg@5", "--eval_split=last_session",
+              "--load_col={'inter': ['user_id', 'item_id', 'timestamp']}"),
+             "its 'inter' list leaves out 'session_id', which eval_split: last_session needs", setup=_session_dataset),
     BadInput("reproduce", "--out onto a file", REPRODUCE, ("table2", "--dataset=ml-100k", "--out={tmp}/f"),
              "f: is a file, not a folder (--out", setup=_file("f")),
     BadInput("reproduce", "--work onto a file", REPRODUCE, ("table2", "--dataset=ml-100k", "--out={tmp}/o", "--work={tmp}/f"),

@@ -1,5 +1,6 @@
 """Model-specific dataset classes, found as ``<Model>Dataset`` by the rule of
-:mod:`recbole_session.lookup`; every model without one uses RecBole's ``SequentialDataset``."""
+:mod:`recbole_session.lookup`, and their base :class:`SessionSequentialDataset` (the evaluation
+split of ``eval_split``), which every other sequential model uses."""
 
 from __future__ import annotations
 
@@ -9,7 +10,20 @@ import numpy as np
 import torch
 from recbole.data.dataset import SequentialDataset
 
-__all__: list[str] = ["ASARSDataset", "SessionBERT4RecDataset"]
+from recbole_session.cli import UsageError
+from recbole_session.data.split import (
+    LAST_SESSION,
+    MIN_SPLIT_SESSIONS,
+    TEST,
+    TRAIN,
+    VALID,
+    eval_split,
+    last_session_parts,
+    session_places,
+    split_problem,
+)
+
+__all__: list[str] = ["ASARSDataset", "SessionBERT4RecDataset", "SessionSequentialDataset"]
 
 
 def window_ends(users: np.ndarray, window: int) -> np.ndarray:
@@ -29,8 +43,66 @@ def window_ends(users: np.ndarray, window: int) -> np.ndarray:
     return keep
 
 
-class ASARSDataset(SequentialDataset):
-    """RecBole's ``SequentialDataset`` with a per-user training regime for ASARS.
+class SessionSequentialDataset(SequentialDataset):
+    """RecBole's ``SequentialDataset`` with the evaluation split of ``eval_split``
+    (:mod:`recbole_session.data.split`): ``loo`` is RecBole's leave-one-out, untouched;
+    ``last_session`` holds out each user's last session for test and the one before it for
+    validation, every event of them a target.
+
+    The package's dataset classes derive from it, and every other sequential model (SASRec,
+    GRU4Rec, BERT4Rec, SRIEM, ...) gets it from :func:`recbole_session.lookup.dataset_class`
+    where RecBole would give ``SequentialDataset``. The split takes the place of
+    ``leave_one_out`` in RecBole's ``build`` (after the data augmentation and the time sort),
+    so RecBole's dataloaders, trainers and evaluators see three ordinary built datasets.
+    """
+
+    def build(self):
+        problem = split_problem(self.config)
+        if problem is not None:
+            raise UsageError(f"bad value eval_split: {self.config['eval_split']}: eval_split expects {problem}")
+        return super().build()
+
+    def leave_one_out(self, group_by, leave_one_mode):
+        if eval_split(self.config) != LAST_SESSION:
+            return super().leave_one_out(group_by, leave_one_mode)
+        return self.last_session_split()
+
+    def last_session_split(self) -> list:
+        """``[train, valid, test]``: RecBole's rows (one per target) by the session of their
+        target (:func:`~recbole_session.data.split.last_session_parts`), in RecBole's
+        leave-one-out order (users in order of their first row, each user's rows in time order)."""
+        session_field = self.config["SESSION_ID_FIELD"]
+        if not session_field or session_field not in self.inter_feat:
+            raise UsageError(f"eval_split: {LAST_SESSION} needs the session field {session_field!r} in the "
+                             f"interactions (SESSION_ID_FIELD, load_col; the converter writes it)")
+        feat, suffix = self.inter_feat, self.config["LIST_SUFFIX"]
+        users = feat[self.uid_field].numpy()
+        sessions = feat[session_field].numpy()
+        times = feat[self.time_field].numpy()
+        # a user's first event is no target, yet its session is one of the user's sessions:
+        # take it from the item list of the user's length-1 row
+        first = feat[self.item_list_length_field].numpy() == 1
+        from_end, n_sessions = session_places(
+            np.concatenate([users, users[first]]),
+            np.concatenate([sessions, feat[session_field + suffix].numpy()[first, 0]]),
+            np.concatenate([times, feat[self.time_field + suffix].numpy()[first, 0]]),
+        )
+        parts = last_session_parts(from_end[: len(users)], n_sessions[: len(users)])
+        order = np.concatenate([np.asarray(index, dtype=np.int64) for index in self._grouped_index(users)]
+                               or [np.zeros(0, dtype=np.int64)])
+        self._drop_unused_col()
+        datasets = [self.copy(self.inter_feat[torch.from_numpy(order[parts[order] == part])])
+                    for part in (TRAIN, VALID, TEST)]
+        kept = np.unique(users[n_sessions[: len(users)] < MIN_SPLIT_SESSIONS]).size
+        self.logger.info(
+            f"eval_split {LAST_SESSION}: {len(datasets[0])} training rows, {len(datasets[1])} valid and "
+            f"{len(datasets[2])} test targets; {kept} users with fewer than {MIN_SPLIT_SESSIONS} sessions "
+            "keep all their rows in training")
+        return datasets
+
+
+class ASARSDataset(SessionSequentialDataset):
+    """:class:`SessionSequentialDataset` with a per-user training regime for ASARS.
 
     ASARS predicts every position of a sequence in one forward pass (triangle parallel
     attention), so RecBole's one-sample-per-prefix training data would train each target up to
@@ -50,8 +122,8 @@ class ASARSDataset(SequentialDataset):
         return datasets
 
 
-class SessionBERT4RecDataset(SequentialDataset):
-    """RecBole's ``SequentialDataset`` with two changes for SessionBERT4Rec:
+class SessionBERT4RecDataset(SessionSequentialDataset):
+    """:class:`SessionSequentialDataset` with two changes for SessionBERT4Rec:
 
     - the time field (and so ``<time>_list``) is kept in float64: RecBole's float32 spaces
       representable times 2 s apart near 3e7 s and 128 s apart near 1.7e9 s, which the

@@ -9,6 +9,11 @@ but those the row's user interacted with before its target (the target stays a c
 model without
 ``full_sort_predict`` is scored through ``predict`` on the (row, candidate) pairs: RecBole's
 sampled path, copying the row once per candidate.
+
+Each row is one target (RecBole's full-sort loader of a sequential dataset yields one row per
+target, whatever the split: one per user under leave-one-out, one per event of the held-out
+session under ``eval_split: last_session``). The rows whose target opens a new session
+(:func:`session_opens`) are also reported as their own slice, ``open/<protocol>/<metric>``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from recbole_session.lookup import create_dataset
 
 DEFAULT_NEGATIVES_SEED = 12345
 SCORING_MODES = ("auto", "full_sort", "predict")
+# RecBole's metric_decimal_place default, for a config without it
+DEFAULT_DECIMALS = 4
 
 # whole dataset -> its DatasetHistory / its PriorItems; eval split -> the whole dataset rebuilt for it
 _HISTORIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -46,16 +53,36 @@ _PRIORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _REBUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+# prefix of the metric keys of the rows whose target opens a new session
+OPEN_SLICE = "open"
+
+
 @dataclass
 class ProtocolResult:
     """Means (``metrics``, flat ``"<protocol>/<metric>@k"`` keys, RecBole's rounding), per-row
     values (``per_user``, same keys, one value per eval row in loader order, for paired tests),
-    the rows' user tokens, and a fingerprint of each protocol's candidates."""
+    the rows' user tokens (a user appears once per target: once under leave-one-out, once per
+    event of the held-out session under ``eval_split: last_session``), a fingerprint of each
+    protocol's candidates, whether each row's target opens a new session (``opens``, see
+    :func:`session_opens`) and the means over those rows (``open_metrics``, keys
+    ``"open/<protocol>/<metric>@k"``; empty when no row opens a session)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     users: list[str] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    opens: list[bool] = field(default_factory=list)
+    open_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_targets(self) -> int:
+        """Eval rows, one target each."""
+        return len(self.users)
+
+    @property
+    def n_open(self) -> int:
+        """Rows whose target opens a new session."""
+        return int(sum(self.opens))
 
     def to_json(self, decimals: int = 6) -> dict[str, Any]:
         return {
@@ -63,7 +90,29 @@ class ProtocolResult:
             "users": self.users,
             "fingerprints": self.fingerprints,
             "per_user": {k: np.round(v.astype(np.float64), decimals).tolist() for k, v in self.per_user.items()},
+            "opens": [bool(flag) for flag in self.opens],
+            "open_metrics": self.open_metrics,
         }
+
+
+def session_opens(interaction: Interaction, config: Any) -> np.ndarray:
+    """Per row of a sequential eval batch, whether its target opens a new session: its session
+    id differs from the last history item's (without a session field: the time gap to it
+    exceeds ``session_gap``). All False for rows without a history list (general models) or
+    without either field."""
+    n_rows = len(interaction)
+    length_field = config["ITEM_LIST_LENGTH_FIELD"]
+    if length_field not in interaction:
+        return np.zeros(n_rows, dtype=bool)
+    session, time_field, suffix = config["SESSION_ID_FIELD"], config["TIME_FIELD"], config["LIST_SUFFIX"]
+    last = (interaction[length_field].long() - 1).clamp(min=0).view(-1, 1)
+    if session and session in interaction and session + suffix in interaction:
+        prev = interaction[session + suffix].gather(1, last).squeeze(1)
+        return (interaction[session] != prev).cpu().numpy()
+    if config["session_gap"] and time_field in interaction and time_field + suffix in interaction:
+        prev = interaction[time_field + suffix].gather(1, last).squeeze(1)
+        return ((interaction[time_field] - prev) > config["session_gap"]).cpu().numpy()
+    return np.zeros(n_rows, dtype=bool)
 
 
 def whole_dataset_for(eval_data: Any, config: Any) -> Any:
@@ -293,6 +342,7 @@ def evaluate_protocols_detailed(
     device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
     collectors = {p.name: Collector(config) for p in plan}
     users: list[str] = []
+    opens: list[bool] = []
     was_training = model.training
     model.eval()
     try:
@@ -303,6 +353,7 @@ def evaluate_protocols_detailed(
                 uids = interaction[uid_field].cpu().numpy()
                 n_rows = len(uids)
                 users += [str(t) for t in history.user_tokens[uids]]
+                opens += session_opens(interaction, config).tolist()
 
                 keeps: dict[str, torch.Tensor] = {}
                 for p in plan:
@@ -341,7 +392,7 @@ def evaluate_protocols_detailed(
 
     for name, digest in digests.items():
         fingerprints[name] = digest.hexdigest()[:16]
-    result = ProtocolResult(users=users, fingerprints=fingerprints)
+    result = ProtocolResult(users=users, fingerprints=fingerprints, opens=opens)
     evaluator = ranking_evaluator(config)
     for p in plan:
         collectors[p.name].model_collect(model)
@@ -350,7 +401,18 @@ def evaluate_protocols_detailed(
             result.metrics[f"{p.name}/{key}"] = float(value)
         for key, values in _per_user(evaluator, struct).items():
             result.per_user[f"{p.name}/{key}"] = values
+    decimals = config["metric_decimal_place"]
+    result.open_metrics = slice_means(result.per_user, np.asarray(opens, dtype=bool), OPEN_SLICE,
+                                      DEFAULT_DECIMALS if decimals is None else int(decimals))
     return result
+
+
+def slice_means(per_user: dict[str, np.ndarray], rows: np.ndarray, name: str, decimals: int) -> dict[str, float]:
+    """``{"<name>/<key>": mean over the marked rows}`` of per-row values, rounded as RecBole
+    rounds its means; empty when no row is marked."""
+    if not rows.any():
+        return {}
+    return {f"{name}/{key}": round(float(values[rows].mean()), decimals) for key, values in per_user.items()}
 
 
 def evaluate_protocols(model: torch.nn.Module, eval_data: Any, config: Any, protocols: Any = None,
@@ -361,6 +423,7 @@ def evaluate_protocols(model: torch.nn.Module, eval_data: Any, config: Any, prot
 
 
 __all__ = [
+    "OPEN_SLICE",
     "Protocol",
     "PriorItems",
     "ProtocolResult",
@@ -370,5 +433,7 @@ __all__ = [
     "predict_pairs",
     "prior_items",
     "score_rows",
+    "session_opens",
+    "slice_means",
     "whole_dataset_for",
 ]

@@ -100,9 +100,24 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
     for split in SPLITS:
         for metric, value in (result.get(f"{split}_protocols") or {}).items():
             flat[f"{split}/{metric}"] = float(value)
+        # the slice of targets that open a session: keys "<split>/open/<protocol>/<metric>"
+        for metric, value in (result.get(f"{split}_open_protocols") or {}).items():
+            flat[f"{split}/{metric}"] = float(value)
     if result.get("n_params") is not None:
         flat["n_params"] = float(result["n_params"])
     return flat
+
+
+def split_counts(details: dict[str, Any]) -> dict[str, Any]:
+    """``targets`` and ``open_targets`` per split (eval rows, and those whose target opens a new
+    session), and ``<split>_open_protocols``, the means over the latter, from the splits'
+    :class:`~recbole_session.evaluation.protocols.ProtocolResult`."""
+    counts: dict[str, Any] = {"targets": {split: detail.n_targets for split, detail in details.items()},
+                              "open_targets": {split: detail.n_open for split, detail in details.items()}}
+    for split, detail in details.items():
+        if detail.open_metrics:
+            counts[f"{split}_open_protocols"] = detail.open_metrics
+    return counts
 
 
 def results_markdown(title: str, rows: dict[str, str], extra: dict[str, Any]) -> str:
@@ -125,14 +140,19 @@ def save_run_results(result: dict[str, Any], config: Any, details: dict[str, Any
         "dataset": config["dataset"],
         "seed": config["seed"],
         "eval_negatives_seed": config["eval_negatives_seed"],
+        "eval_split": config["eval_split"],
+        **split_counts(details),
         **{k: _plain(v) for k, v in result.items()},
         "environment": env,
         "per_user": {split: detail.to_json() for split, detail in details.items()},
     }
     json_path = Path(f"{stem}.results.json")
     write_atomic(json_path, json.dumps(payload, indent=1))
-    rows = {key: f"{value:.4f}" if key != "n_params" else str(int(value)) for key, value in flat_metrics(result).items()}
+    rows = {key: f"{value:.4f}" if key != "n_params" else str(int(value)) for key, value in flat_metrics(payload).items()}
     extra = {"model": config["model"], "dataset": config["dataset"], "seed": config["seed"],
+             "eval split": config["eval_split"],
+             **{f"{split} targets": f"{payload['targets'][split]} ({payload['open_targets'][split]} open a session)"
+                for split in details},
              "trainable parameters": result.get("n_params"), "model file": result.get("model_file"),
              "environment": environment_line(env)}
     write_atomic(Path(f"{stem}.results.md"), results_markdown(f"{config['model']} on {config['dataset']}", rows, extra))
@@ -165,6 +185,7 @@ def _per_user_mean(run_files: list[Path], split: str) -> dict[str, Any] | None:
     keys = [k for k in first["per_user"] if all(k in e["per_user"] for e in loaded)]
     per_user = {k: np.round(np.mean([e["per_user"][k] for e in loaded], axis=0), 6).tolist() for k in keys}
     return {"users": first["users"], "fingerprints": first["fingerprints"], "per_user": per_user,
+            "opens": first.get("opens", []),
             "metrics": {k: float(np.mean(v)) for k, v in per_user.items()},
             "per_seed": {k: [e["per_user"][k] for e in loaded] for k in keys}}
 

@@ -30,11 +30,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from recbole_session.build import build, count_parameters, create_dataset, make_config
 from recbole_session.evaluation import evaluate_protocols_detailed
+from recbole_session.evaluation.protocols import session_opens
 from recbole_session.evaluation.results import environment, package_version, save_run_results
 from recbole_session.literals import load_yaml
 from recbole_session.lookup import dataset_class, get_model, get_trainer, trainer_for
@@ -189,23 +189,14 @@ def results_path(stem: Path) -> Path:
 
 
 def new_session_users(test_data: Any, config: Any) -> list[str]:
-    """Tokens of the test users whose target opens a new session: its session id differs from
-    the last history item's (without a session field: the time gap exceeds ``session_gap``)."""
-    session, time_field = config["SESSION_ID_FIELD"], config["TIME_FIELD"]
-    suffix = config["LIST_SUFFIX"]
+    """Tokens of the test users whose target opens a new session (:func:`session_opens`: its
+    session id differs from the last history item's; without a session field, the time gap
+    exceeds ``session_gap``), once per such target."""
     dataset = test_data._dataset
     uid_field = dataset.uid_field
     users = []
     for interaction, *_ in test_data:
-        last = (interaction[config["ITEM_LIST_LENGTH_FIELD"]] - 1).unsqueeze(1)
-        if session and session + suffix in interaction.interaction:
-            prev = interaction[session + suffix].gather(1, last).squeeze(1)
-            opens = (interaction[session] != prev).numpy()
-        elif config["session_gap"] and time_field + suffix in interaction.interaction:
-            prev = interaction[time_field + suffix].gather(1, last).squeeze(1)
-            opens = ((interaction[time_field] - prev) > config["session_gap"]).numpy()
-        else:
-            opens = np.zeros(len(last), dtype=bool)
+        opens = session_opens(interaction, config)
         tokens = dataset.id2token(uid_field, interaction[uid_field].numpy())
         users += [str(t) for t, flag in zip(tokens, opens) if flag]
     return users
