@@ -157,7 +157,8 @@ def test_environment_schema(monkeypatch):
 
 
 def test_results_files_record_the_environment_and_old_ones_still_read(tmp_path):
-    config = {"model": "GRU4Rec", "dataset": "ml-100k", "seed": 1, "eval_negatives_seed": 12345, "device": "cpu"}
+    config = {"model": "GRU4Rec", "dataset": "ml-100k", "seed": 1, "eval_negatives_seed": 12345, "device": "cpu",
+              "eval_split": "loo"}
     run = {"test_result": {"ndcg@10": 0.25}, "n_params": 10}
     path = save_run_results(run, config, {}, tmp_path / "new")
     written = load_results(path)
