@@ -54,6 +54,44 @@ def drop_permission_override() -> None:
         raise OSError(ctypes.get_errno(), "capset")
 
 
+MARKER = "ran"  # a crafted file that runs code creates this file in the case's folder
+
+
+class Gadget:
+    """Pickles as ``target(*args)``: what a crafted pickle makes the unpickler call."""
+
+    def __init__(self, target: Callable, args: tuple) -> None:
+        self.target, self.args = target, args
+
+    def __reduce__(self):
+        return self.target, self.args
+
+
+def touch_gadget(folder: Path) -> Gadget:
+    """A gadget that creates :data:`MARKER` in ``folder`` when unpickled."""
+    return Gadget(os.system, (f"touch {folder / MARKER}",))
+
+
+def write(name: str, content: str | bytes, mode: int | None = None) -> Callable[[Path], None]:
+    """A setup writing ``content`` to ``<case folder>/<name>`` (in text, ``{tmp}`` is the case
+    folder), with ``mode`` when given."""
+    def setup(folder: Path) -> None:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.replace("{tmp}", str(folder)).encode())
+        if mode is not None:
+            path.chmod(mode)
+    return setup
+
+
+def steps(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A setup running ``setups`` in order."""
+    def setup(folder: Path) -> None:
+        for one in setups:
+            one(folder)
+    return setup
+
+
 def sigint_default() -> None:
     """``preexec_fn`` of a child the test interrupts with SIGINT. A shell's background job starts
     with SIGINT ignored and Python keeps an inherited SIG_IGN, so without this the child would not

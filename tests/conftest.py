@@ -76,3 +76,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def open_folder():
+    """A case folder that a process without permission overrides can enter (pytest's are 0700);
+    its locked folders are opened again afterwards, for it to be removed."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="case-"))
+    folder.chmod(0o777)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -14,11 +14,9 @@ import hashlib
 import io
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -27,7 +25,15 @@ import pytest
 
 from recbole_session.convert import RECIPES, Download, convert, recipe_names
 from recbole_session.convert.__main__ import main as convert_main
-from tests.bad_input import REPO, BadInput, check, drop_permission_override, sigint_default
+from tests.bad_input import (
+    REPO,
+    BadInput,
+    check,
+    drop_permission_override,
+    sigint_default,
+    steps,
+    write,
+)
 from tests.test_convert_download import serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convert"
@@ -65,24 +71,6 @@ def full_disk(folder: Path) -> None:
     if os.geteuid() == 0 and sys.platform == "linux":
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder / "disk")],
                        capture_output=True, check=False)
-
-
-def write(name: str, content: str | bytes, mode: int | None = None):
-    """A setup writing ``content`` to ``<case folder>/<name>``."""
-    def setup(folder: Path) -> None:
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
-        if mode is not None:
-            path.chmod(mode)
-    return setup
-
-
-def steps(*setups):
-    def setup(folder: Path) -> None:
-        for one in setups:
-            one(folder)
-    return setup
 
 
 def truncated_gzip() -> bytes:
@@ -268,18 +256,6 @@ LOCAL_CASES = [
              ("steam", "--out", "{tmp}/out", "--quiet"),
              "steam_reviews.json.gz: changed since it was downloaded", changed_download),
 ]
-
-
-@pytest.fixture
-def open_folder():
-    """A case folder that a process without permission overrides can enter (pytest's are 0700)."""
-    folder = Path(tempfile.mkdtemp(prefix="convert-case-"))
-    folder.chmod(0o777)
-    yield folder
-    for path in [folder, *folder.rglob("*")]:
-        if path.is_dir() and not path.is_symlink():
-            path.chmod(0o755)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", LOCAL_CASES, ids=[c.id for c in LOCAL_CASES])

@@ -16,7 +16,7 @@ import pytest
 from recbole_session import evaluate
 from recbole_session.cli import UsageError
 from recbole_session.evaluation.candidates import MAX_NEGATIVES_SEED
-from tests.bad_input import BadInput, check, drop_permission_override
+from tests.bad_input import BadInput, check, drop_permission_override, steps, write
 
 EVALUATE = "recbole_session.evaluate:main"
 COMPARE = "recbole_session.compare:main"
@@ -37,24 +37,6 @@ def compare_without_permission_override(argv: list[str]) -> int:
     from recbole_session.compare import main
 
     return main(argv)
-
-
-def _write(name: str, text: str | bytes):
-    def setup(folder: Path) -> None:
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text)
-    return setup
-
-
-def _steps(*setups):
-    def setup(folder: Path) -> None:
-        for step in setups:
-            step(folder)
-    return setup
 
 
 def _mkdir(name: str):
@@ -78,14 +60,14 @@ EVALUATE_CASES = [
              "is a folder; --out takes a stem (e.g."),
     BadInput("evaluate", "--out in a folder it may not write", LOCKED_EVALUATE,
              ("{ckpt}", *FAST, "--out", "{tmp}/locked/run"),
-             "locked/run.results.json: cannot write in", setup=_steps(_mkdir("locked"), _lock("locked")),
+             "locked/run.results.json: cannot write in", setup=steps(_mkdir("locked"), _lock("locked")),
              subprocess=True),
     BadInput("evaluate", "a checkpoint in a folder it may not write, without --out", LOCKED_EVALUATE,
              ("{tmp}/locked/model.pth", *FAST),
              "permission denied (choose a writable folder with --out STEM)",
-             setup=_steps(_checkpoint_in("locked"), _lock("locked")), subprocess=True),
+             setup=steps(_checkpoint_in("locked"), _lock("locked")), subprocess=True),
     BadInput("evaluate", "--out under a file", EVALUATE, ("{ckpt}", *FAST, "--out", "{tmp}/file/run"),
-             "file is not a folder", setup=_write("file", "x")),
+             "file is not a folder", setup=write("file", "x")),
     BadInput("evaluate", "--out whose results file is a folder", EVALUATE, ("{ckpt}", *FAST, "--out", "{tmp}/run"),
              "run.results.json: is a folder; give a file name", setup=_mkdir("run.results.json")),
     BadInput("evaluate", "--out with a 250-character name", EVALUATE, ("{ckpt}", *FAST, "--out", "{tmp}/" + "y" * 250),
@@ -133,7 +115,7 @@ def _run(**changes) -> str:
 def _compare_case(what: str, b: str | bytes, message: str, name: str = "b.results.json",
                   extra: tuple[str, ...] = ()) -> BadInput:
     return BadInput("compare", what, COMPARE, ("{tmp}/a.results.json", f"{{tmp}}/{name}", *extra), message,
-                    setup=_steps(_write("a.results.json", _run()), _write(name, b)))
+                    setup=steps(write("a.results.json", _run()), write(name, b)))
 
 
 NDCG = "per_user__test__per_user__random100/ndcg@10"
@@ -154,14 +136,14 @@ COMPARE_CASES = [
     _compare_case("a value that is not a number", _run(**{NDCG: ["x", 1.0]}), "expects a list of 2 numbers"),
     _compare_case("a model name that is a number", _run(model=5), "field 'model' expects a name, got int 5"),
     BadInput("compare", "a results file that does not exist", COMPARE, ("{tmp}/a.results.json", "{tmp}/none.results.json"),
-             "none.results.json: no results file", setup=_write("a.results.json", _run())),
+             "none.results.json: no results file", setup=write("a.results.json", _run())),
     BadInput("compare", "a run's .log without its results file", COMPARE, ("{tmp}/a.results.json", "{tmp}/run.log"),
-             "run.results.json: no results file", setup=_steps(_write("a.results.json", _run()), _write("run.log", "x"))),
+             "run.results.json: no results file", setup=steps(write("a.results.json", _run()), write("run.log", "x"))),
     BadInput("compare", "a folder", COMPARE, ("{tmp}/a.results.json", "{tmp}"), "is a folder, not a results file",
-             setup=_write("a.results.json", _run())),
+             setup=write("a.results.json", _run())),
     BadInput("compare", "a results file it may not read", LOCKED_COMPARE, ("{tmp}/a.results.json", "{tmp}/b.results.json"),
              "b.results.json: cannot read: permission denied",
-             setup=_steps(_write("a.results.json", _run()), _write("b.results.json", _run()),
+             setup=steps(write("a.results.json", _run()), write("b.results.json", _run()),
                           lambda folder: (folder / "b.results.json").chmod(0)), subprocess=True),
     _compare_case("runs of other users", _run(per_user__test__users=["1", "3"]), "the runs evaluated different users"),
     _compare_case("runs on other candidates", _run(per_user__test__fingerprints={"random100": "bb"}),

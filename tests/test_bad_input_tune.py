@@ -10,7 +10,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from recbole_session.tune import tune_model
 from recbole_session.tune.settings import SearchSettings
 from recbole_session.tune.space import MAX_SPACE_BYTES
 from recbole_session.tune.trust import KEY_ENV, MANIFEST, verify_manifest, write_manifest
-from tests.bad_input import BadInput, check, drop_permission_override
+from tests.bad_input import MARKER, BadInput, Gadget, check, drop_permission_override, write
 
 TUNE = "recbole_session.tune.__main__:main"
 LOCKED_TUNE = "tests.test_bad_input_tune:without_permission_override"
-MARKER = "ran"  # a crafted file that runs code creates this file in the case's folder
 DATA = "--data_path={tmp}/data"  # ml-100k has a recipe: nothing is built before a check fails
 SPACE = "{tmp}/space.yaml"
 GRU = ("--model=GRU4Rec", "--dataset=ml-100k", "--output", "{tmp}/out", DATA)
@@ -43,29 +41,8 @@ def without_permission_override(argv: list[str]) -> int:
     return main(argv)
 
 
-class _Gadget:
-    """Pickles as ``callable(*args)``: what a crafted pickle makes the unpickler call."""
-
-    def __init__(self, target, args):
-        self.target, self.args = target, args
-
-    def __reduce__(self):
-        return self.target, self.args
-
-
 def _gadget(folder: Path) -> bytes:
-    return pickle.dumps(_Gadget(os.system, (f"touch {folder / MARKER}",)))
-
-
-def _write(name: str, text: str | bytes):
-    def setup(folder: Path) -> None:
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text.replace("{tmp}", str(folder)))
-    return setup
+    return pickle.dumps(Gadget(os.system, (f"touch {folder / MARKER}",)))
 
 
 def _locked(folder: Path) -> None:
@@ -158,9 +135,9 @@ OPTION_CASES = [
          "argument --num-cpus: expected an integer >= 1 (CPUs of the local Ray instance), got -2"),
     case("--verbose=7", ("--model=GRU4Rec", "--verbose=7"), "argument --verbose: invalid choice: 7"),
     case("--scheduler=hyperband", ("--model=GRU4Rec", "--scheduler=hyperband"), "argument --scheduler: invalid choice"),
-    case("--output onto an existing file", GRU, "out: --output is a file, not a folder", _write("out", "x")),
+    case("--output onto an existing file", GRU, "out: --output is a file, not a folder", write("out", "x")),
     case("--output under an existing file", ("--model=GRU4Rec", "--dataset=ml-100k", "--output", "{tmp}/f/out", DATA),
-         "f: is a file, so --output", _write("f", "x")),
+         "f: is a file, so --output", write("f", "x")),
     # permissions hold in a process they apply to (see drop_permission_override)
     BadInput("tune", "an output folder it may not write", LOCKED_TUNE,
              ("--model=GRU4Rec", "--dataset=ml-100k", "--output", "{tmp}/locked/out", DATA),
@@ -175,12 +152,12 @@ OPTION_CASES = [
     case("--address where no Ray cluster listens", (*GRU, "--address=127.0.0.1:1"),
          "--address 127.0.0.1:1: no Ray cluster answers there (Connection refused)"),
     case("a RecBole config file that is not UTF-8", (*GRU, "--config_files", "{tmp}/c.yaml"),
-         "c.yaml, line 2: not UTF-8 text (byte 0xff)", _write("c.yaml", b"epochs: 1\nx: \xff\n")),
+         "c.yaml, line 2: not UTF-8 text (byte 0xff)", write("c.yaml", b"epochs: 1\nx: \xff\n")),
     case("--num-samples that makes too many trials", (*GRU, "--num-samples=1000000"),
          "GRU4Rec.yaml: the search would make"),
     case("--resume without --output", ("--resume",), "--resume needs the --output folder of the search to continue"),
     case("--resume with --output a file", ("--resume", "--output", "{tmp}/f"), "f: --output is a file, not a folder",
-         _write("f", "x")),
+         write("f", "x")),
     case("--resume on a folder with no search", ("--resume", "--output", "{tmp}"), "nothing to resume in"),
     case("--resume with an override", ("--resume", "--output", "{tmp}", "--epochs=3"),
          "--resume continues the search as it was started: give no --key=value overrides"),
@@ -189,41 +166,41 @@ OPTION_CASES = [
 SPACE_CASES = [
     case("a search space of nested yaml aliases (alias bomb)", ("--space", SPACE, *GRU),
          "space.yaml, line 6: not valid yaml: expands to more than 1,000,000 characters through its aliases",
-         _write("space.yaml", ALIAS_BOMB)),
+         write("space.yaml", ALIAS_BOMB)),
     case("a search space whose alias refers to itself", ("--space", SPACE, *GRU),
          "space.yaml, line 1: not valid yaml: an alias refers to the node that holds it (a cycle)",
-         _write("space.yaml", "dropout_prob: &x {grid: [0.1, *x]}\n")),
+         write("space.yaml", "dropout_prob: &x {grid: [0.1, *x]}\n")),
     case("a search space that is not UTF-8", ("--space", SPACE, *GRU), "space.yaml, line 2: not utf-8 text",
-         _write("space.yaml", b"dropout_prob: {grid: [0.1]}\nhidden_size: {grid: [8]} # \xff\n")),
+         write("space.yaml", b"dropout_prob: {grid: [0.1]}\nhidden_size: {grid: [8]} # \xff\n")),
     case("an empty search space", ("--space", SPACE, *GRU), "space.yaml: the search space is empty",
-         _write("space.yaml", "# nothing yet\n")),
+         write("space.yaml", "# nothing yet\n")),
     case("a search space that is a list", ("--space", SPACE, *GRU),
          "space.yaml, line 1: a search space is a mapping of hyper-parameter names",
-         _write("space.yaml", "- dropout_prob\n- hidden_size\n")),
+         write("space.yaml", "- dropout_prob\n- hidden_size\n")),
     case("a huge search space file", ("--space", SPACE, *GRU),
          f"space.yaml: larger than {MAX_SPACE_BYTES:,} bytes: not a search space",
-         _write("space.yaml", "# " + "x" * MAX_SPACE_BYTES + "\n")),
+         write("space.yaml", "# " + "x" * MAX_SPACE_BYTES + "\n")),
     case("a search space that never ends (/dev/zero)", ("--space", "/dev/zero", *GRU),
          "/dev/zero: larger than 65,536 bytes: not a search space"),
     case("a search space with a Python object tag", ("--space", SPACE, *GRU),
          "space.yaml, line 1: not valid yaml: could not determine a constructor for the tag",
-         _write("space.yaml", "dropout_prob: !!python/object/apply:os.system ['touch {tmp}/ran']\n")),
+         write("space.yaml", "dropout_prob: !!python/object/apply:os.system ['touch {tmp}/ran']\n")),
     case("a search space that is a folder", ("--space", "{tmp}", *GRU), "cannot read the search space: Is a directory"),
     case("a yaml 1.1 boolean as a search-space key", ("--space", SPACE, *GRU),
          "space.yaml, line 1, key 'on': a hyper-parameter name must be a RecBole config key",
-         _write("space.yaml", "on: {grid: [1, 2]}\n")),
+         write("space.yaml", "on: {grid: [1, 2]}\n")),
     case("grid values of the wrong type for the key", ("--space", SPACE, *GRU),
          "space.yaml, line 2, key 'hidden_size': hidden_size expects an integer (default 128), got 'big' in its grid",
-         _write("space.yaml", "dropout_prob: {grid: [0.1]}\nhidden_size: {grid: [64, big]}\n")),
+         write("space.yaml", "dropout_prob: {grid: [0.1]}\nhidden_size: {grid: [64, big]}\n")),
     case("uniform over an integer key", ("--space", SPACE, *GRU),
          "key 'hidden_size': hidden_size expects an integer (default 128), but uniform draws floats: use grid or choice",
-         _write("space.yaml", "hidden_size: {uniform: [8, 64]}\n")),
+         write("space.yaml", "hidden_size: {uniform: [8, 64]}\n")),
     case("a grid of a million trials", ("--space", SPACE, *GRU),
          "space.yaml: the search would make 1,000,000 trials (its grids times --num-samples), more than 100,000",
-         _write("space.yaml", "".join(f"{key}: {{grid: {list(range(1, 11))}}}\n" for key in (
+         write("space.yaml", "".join(f"{key}: {{grid: {list(range(1, 11))}}}\n" for key in (
              "hidden_size", "embedding_size", "num_layers", "train_batch_size", "eval_step", "stopping_step")))),
     case("a long value in a bad search space", ("--space", SPACE, *GRU), "got 'xxxxxxxxxxxx",
-         _write("space.yaml", "dropout_prob: {uniform: " + "x" * 50_000 + "}\n")),
+         write("space.yaml", "dropout_prob: {uniform: " + "x" * 50_000 + "}\n")),
 ]
 
 RESUME_CASES = [
@@ -244,18 +221,6 @@ RESUME_CASES = [
 ]
 
 CASES = OPTION_CASES + SPACE_CASES + RESUME_CASES
-
-
-@pytest.fixture
-def open_folder():
-    """A case folder that a process without permission overrides can enter (pytest's are 0700)."""
-    folder = Path(tempfile.mkdtemp(prefix="tune-case-"))
-    folder.chmod(0o777)
-    yield folder
-    for path in [folder, *folder.rglob("*")]:
-        if path.is_dir() and not path.is_symlink():
-            path.chmod(0o755)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import recbole
 import torch
-from bad_input import REPO, BadInput, check
+from bad_input import MARKER, REPO, BadInput, check, touch_gadget
 
 from recbole_session import checkpoint
 from recbole_session.build import make_config
@@ -26,21 +26,8 @@ from recbole_session.cli import UsageError
 TRAIN = "recbole_session.command:main"
 EVALUATE = "recbole_session.evaluate:main"
 RECOMMEND = "recbole_session.recommend:main"
-MARKER = "ran"
 ITEMS = 30  # items of the tiny dataset: more than RecBole's default topk
 CODE = "__import__('os').system('touch {marker}') or CrossNet"
-
-
-class _Gadget:
-    def __init__(self, target, args):
-        self.target, self.args = target, args
-
-    def __reduce__(self):
-        return self.target, self.args
-
-
-def _touch_gadget(folder: Path) -> _Gadget:
-    return _Gadget(os.system, (f"touch {folder / MARKER}",))
 
 
 def _dataset(folder: Path, name: str = "mine") -> Path:
@@ -77,18 +64,18 @@ def _pickled_npy(folder: Path) -> None:
     """An ``item_emb.npy`` that np.load(allow_pickle=True) would unpickle (a plain pickle)."""
     data = _dataset(folder)
     with open(data / "item_emb.npy", "wb") as handle:
-        pickle.dump(_touch_gadget(folder), handle)
+        pickle.dump(touch_gadget(folder), handle)
 
 
 def _object_npy(folder: Path) -> None:
     """An ``item_emb.npy`` that is a real .npy array of Python objects."""
     data = _dataset(folder)
-    np.save(data / "item_emb.npy", np.array([_touch_gadget(folder), 1], dtype=object), allow_pickle=True)
+    np.save(data / "item_emb.npy", np.array([touch_gadget(folder), 1], dtype=object), allow_pickle=True)
 
 
 def _pretrain_gadget(folder: Path) -> None:
     _dataset(folder)
-    torch.save({"state_dict": _touch_gadget(folder)}, folder / "mf.pth")
+    torch.save({"state_dict": touch_gadget(folder)}, folder / "mf.pth")
 
 
 MINE = "--dataset=mine"

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from bad_input import REPO, BadInput, check, sigint_default, troubleshooting_table
+from bad_input import (
+    MARKER,
+    REPO,
+    BadInput,
+    Gadget,
+    check,
+    sigint_default,
+    troubleshooting_table,
+    write,
+)
 
 from recbole_session import checkpoint
 from recbole_session.build import make_config
@@ -25,21 +34,10 @@ from recbole_session.command import build_parser
 TRAIN = "recbole_session.command:main"
 EVALUATE = "recbole_session.evaluate:main"
 TUNE = "recbole_session.tune.__main__:main"
-MARKER = "ran"  # a crafted file that runs code creates this file in the case's folder
 DATA = "--data_path={tmp}/data"  # ml-100k has a recipe: nothing is built before a check fails
 
 
 # ------------------------------------------------------------------ crafted and broken checkpoints
-
-
-class _Gadget:
-    """Pickles as ``callable(*args)``: what a crafted checkpoint makes the unpickler call."""
-
-    def __init__(self, target, args):
-        self.target, self.args = target, args
-
-    def __reduce__(self):
-        return self.target, self.args
 
 
 def _touch(folder: Path) -> str:
@@ -50,18 +48,18 @@ def _config_gadget(config_class_path: str):
     def setup(folder: Path) -> None:
         module, _, name = config_class_path.rpartition(".")
         cls = getattr(__import__(module, fromlist=[name]), name)
-        gadget = _Gadget(cls, ("GRU4Rec", "ml-100k", None, {"x": _touch(folder)}))
+        gadget = Gadget(cls, ("GRU4Rec", "ml-100k", None, {"x": _touch(folder)}))
         torch.save({"config": gadget, "state_dict": {}}, folder / "model.pth")
     return setup
 
 
 def _system_reduce(folder: Path) -> None:
-    torch.save({"config": _Gadget(os.system, (f"touch {folder / MARKER}",)), "state_dict": {}}, folder / "model.pth")
+    torch.save({"config": Gadget(os.system, (f"touch {folder / MARKER}",)), "state_dict": {}}, folder / "model.pth")
 
 
 def _legacy_pickle(folder: Path) -> None:
     with open(folder / "model.pth", "wb") as handle:
-        pickle.dump({"config": _Gadget(os.system, (f"touch {folder / MARKER}",)), "state_dict": {}}, handle)
+        pickle.dump({"config": Gadget(os.system, (f"touch {folder / MARKER}",)), "state_dict": {}}, handle)
 
 
 def _literals(folder: Path, **changes) -> dict:
@@ -98,19 +96,8 @@ def _truncated(folder: Path) -> None:
     (folder / "full.pth").unlink()
 
 
-def _write(name: str, text: str | bytes):
-    def setup(folder: Path) -> None:
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text.replace("{tmp}", str(folder)))
-    return setup
-
-
 def _inter(text: str):
-    return _write("data/bad/bad.inter", text)
+    return write("data/bad/bad.inter", text)
 
 
 CHECKPOINT_CASES = [
@@ -127,9 +114,9 @@ CHECKPOINT_CASES = [
     BadInput("checkpoint", "a truncated checkpoint", EVALUATE, ("{tmp}/model.pth",),
              "not a readable checkpoint", setup=_truncated),
     BadInput("checkpoint", "an empty file", EVALUATE, ("{tmp}/model.pth",),
-             "not a readable checkpoint (empty file)", setup=_write("model.pth", b"")),
+             "not a readable checkpoint (empty file)", setup=write("model.pth", b"")),
     BadInput("checkpoint", "a text file", EVALUATE, ("{tmp}/model.pth",),
-             "not a readable checkpoint", setup=_write("model.pth", "hello\n")),
+             "not a readable checkpoint", setup=write("model.pth", "hello\n")),
     BadInput("checkpoint", "a folder", EVALUATE, ("{tmp}",), "not a file"),
     BadInput("checkpoint", "a file that does not exist", EVALUATE, ("{tmp}/missing.pth",), "no such checkpoint file"),
     BadInput("checkpoint", "a torch file that holds a list", EVALUATE, ("{tmp}/model.pth",),
@@ -167,7 +154,7 @@ TRAINING_CASES = [
              "unknown dataset 'no-such-data'"),
     BadInput("training", "a dataset in another data_path", TRAIN, ("--model=GRU4Rec", "--dataset=mine", DATA),
              "found atomic_files/mine/mine.yaml: give --data_path=atomic_files",
-             setup=_write("atomic_files/mine/mine.yaml", "MAX_ITEM_LIST_LENGTH: 5\n")),
+             setup=write("atomic_files/mine/mine.yaml", "MAX_ITEM_LIST_LENGTH: 5\n")),
     BadInput("training", "--max_session_segmentz=0", TRAIN, ("--max_session_segmentz=0", DATA),
              "unknown config key --max_session_segmentz=0: did you mean max_session_segments?"),
     BadInput("training", "--data-path=X", TRAIN, ("--data-path=X",), "the key is data_path"),
@@ -200,14 +187,14 @@ TRAINING_CASES = [
              ("--model=GRU4Rec", "--config_files", "{tmp}/missing.yaml", DATA), "missing.yaml: cannot read the config file"),
     BadInput("training", "a config file that is not yaml", TRAIN, ("--model=GRU4Rec", "--config_files", "{tmp}/bad.yaml", DATA),
              "bad.yaml, line 2: not valid yaml (mapping values are not allowed here)",
-             setup=_write("bad.yaml", "epochs: 1\nx: y: z\n")),
+             setup=write("bad.yaml", "epochs: 1\nx: y: z\n")),
     BadInput("training", "a config file that is a list", TRAIN, ("--model=GRU4Rec", "--config_files", "{tmp}/list.yaml", DATA),
-             "list.yaml: a config file is a mapping", setup=_write("list.yaml", "- 1\n- 2\n")),
+             "list.yaml: a config file is a mapping", setup=write("list.yaml", "- 1\n- 2\n")),
     BadInput("training", "a config file with a Python object tag", TRAIN,
              ("--model=GRU4Rec", "--config_files", "{tmp}/tag.yaml", DATA), "tag.yaml, line 1: not valid yaml",
-             setup=_write("tag.yaml", "x: !!python/object/apply:os.system ['touch {tmp}/ran']\n")),
+             setup=write("tag.yaml", "x: !!python/object/apply:os.system ['touch {tmp}/ran']\n")),
     BadInput("training", "a bad value in a config file", TRAIN, ("--model=GRU4Rec", "--config_files", "{tmp}/c.yaml", DATA),
-             "bad value epochs: 0 (config files): epochs expects an integer >= 1", setup=_write("c.yaml", "epochs: 0\n")),
+             "bad value epochs: 0 (config files): epochs expects an integer >= 1", setup=write("c.yaml", "epochs: 0\n")),
     BadInput("training", "an .inter without the item column", TRAIN, ("--model=GRU4Rec", "--dataset=bad", DATA),
              "bad.inter, line 1: column 'item_id' missing",
              setup=_inter("user_id:token\ttimestamp:float\n1\t1.0\n")),
@@ -231,11 +218,11 @@ TUNE_CASES = [
     BadInput("tune", "a search-space key that no yaml defines", TUNE,
              ("--model=GRU4Rec", "--dataset=ml-100k", "--space", SPACE, "--output", "{tmp}/out", DATA),
              "space.yaml, line 2, key 'hidden_sizez': not a config key of GRU4Rec (its yaml) nor of RecBole: did you mean hidden_size?",
-             setup=_write("space.yaml", "dropout_prob: {grid: [0.1, 0.2]}\nhidden_sizez: {choice: [8, 16]}\n")),
+             setup=write("space.yaml", "dropout_prob: {grid: [0.1, 0.2]}\nhidden_sizez: {choice: [8, 16]}\n")),
     BadInput("tune", "a key of another model's yaml", TUNE,
              ("--model=GRU4Rec", "--dataset=ml-100k", "--space", SPACE, "--output", "{tmp}/out", DATA),
              "key 'max_session_segments': not a config key of GRU4Rec",
-             setup=_write("space.yaml", "max_session_segments: {grid: [2, 3]}\n")),
+             setup=write("space.yaml", "max_session_segments: {grid: [2, 3]}\n")),
     BadInput("tune", "--epochs=-1", TUNE, ("--model=GRU4Rec", "--dataset=ml-100k", "--epochs=-1", "--output", "{tmp}/out", DATA),
              "epochs expects an integer >= 1"),
     BadInput("tune", "--num-samples=x", TUNE, ("--model=GRU4Rec", "--num-samples=x"), "argument --num-samples: invalid int value"),
