@@ -142,7 +142,7 @@ class VSKNN(SequentialRecommender):
         return torch.where(sessions.long() < self.session_base, keys, torch.full_like(keys, -1))
 
     def _index(self, dataset) -> None:
-        """The training sessions as a binary [sessions, items] matrix, each session's recency
+        """The training sessions as a binary sparse (COO) [sessions, items] matrix, each session's recency
         rank and the sorted (session, item) pairs, from every event of the train rows."""
         feat = dataset.inter_feat
         item_seq, length = feat[self.ITEM_SEQ], feat[self.ITEM_SEQ_LEN]
@@ -180,12 +180,13 @@ class VSKNN(SequentialRecommender):
         pair_sessions, pair_items = pairs // self.n_items, pairs % self.n_items
         ones = torch.ones(len(pairs), dtype=torch.float32)
         shape = (n_sessions, self.n_items)
-        matrix = torch.sparse_coo_tensor(torch.stack([pair_sessions, pair_items]), ones, shape).coalesce()
+        matrix = torch.sparse_coo_tensor(torch.stack([pair_sessions, pair_items]), ones, shape,
+                                         check_invariants=True).coalesce()
         # non-persistent: rebuilt from the train split whenever the model is built (a checkpoint
         # reload builds it on the same data), so checkpoints stay small
         self.register_buffer("session_keys", keys, persistent=False)
-        self.register_buffer("session_items", matrix.to_sparse_csr(), persistent=False)
-        self.register_buffer("item_sessions", matrix.t().coalesce().to_sparse_csr(), persistent=False)
+        self.register_buffer("session_items", matrix, persistent=False)
+        self.register_buffer("item_sessions", matrix.t().coalesce(), persistent=False)
         self.register_buffer("session_sizes", torch.bincount(pair_sessions, minlength=n_sessions).float(),
                              persistent=False)
         self.register_buffer("session_recency", recency, persistent=False)
