@@ -48,6 +48,15 @@ class Passes:
         return iter([(self.passes, i) for i in range(self.n)])
 
 
+def test_every_table2_row_has_its_rows_key_and_knn_is_one():
+    """--rows names each row of table 2 by one key, V-SKNN's included (one epoch: nothing to learn)."""
+    from recbole_session.reproduce import ROW_KEYS, row_key
+
+    rows = table2.table_rows(2, 4)
+    assert [row_key(label) for label, _, _ in rows] == ROW_KEYS
+    assert (table2.KNN, "VSKNN", {"epochs": 1}) in rows and row_key(table2.KNN) == "knn"
+
+
 def test_step_window_continues_and_starts_a_new_pass():
     loader = Passes(5)
     window = StepWindow(loader, 3)

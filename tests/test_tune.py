@@ -104,7 +104,8 @@ def test_session_bert4rec_space_is_the_paper_grid():
     assert all(h % n == 0 for h in PAPER_GRID["hidden_size"] for n in PAPER_GRID["n_heads"])
 
 
-@pytest.mark.parametrize("model, base", [("SessionBERT4Rec", "BERT4Rec"), ("SRIEM", None), ("ASARS", None)])
+@pytest.mark.parametrize("model, base", [("SessionBERT4Rec", "BERT4Rec"), ("SRIEM", None), ("ASARS", None),
+                                         ("VSKNN", None)])
 def test_space_keys_are_keys_of_the_model_config(model, base):
     overall = _recbole_yaml_keys("overall.yaml")
     model_yaml = REPO / "properties" / "model" / f"{model}.yaml"

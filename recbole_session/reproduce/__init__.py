@@ -69,13 +69,15 @@ def int_list(text: str, option: str) -> list[int]:
     return values
 
 
-# --rows names: RecBole's two models, then the switches of a combination joined by '+'
-ROW_KEYS = ["sasrec", "bert4rec", "off", "st", "sse", "tas", "st+sse", "st+tas", "sse+tas", "st+sse+tas"]
+# --rows names: RecBole's two models, the switches of a combination joined by '+', then V-SKNN
+ROW_KEYS = ["sasrec", "bert4rec", "off", "st", "sse", "tas", "st+sse", "st+tas", "sse+tas", "st+sse+tas", "knn"]
 
 
 def row_key(label: str) -> str:
     if label in (table2.SASREC, table2.BERT4REC):
         return label.split()[0].lower()
+    if label == table2.KNN:
+        return "knn"
     return "off" if label == table2.OFF else label.replace("+ ", "").replace(" ", "+").lower()
 
 

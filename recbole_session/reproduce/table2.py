@@ -1,4 +1,5 @@
-"""Paper Table 2: SASRec, BERT4Rec and the eight switch combinations of SessionBERT4Rec.
+"""Paper Table 2: SASRec, BERT4Rec and the eight switch combinations of SessionBERT4Rec, and
+V-SKNN, the non-neural session kNN baseline (not in the paper; docs/vsknn.md).
 
 Every row is trained with the same recipe, data and seeds (see :func:`runner.shared_recipe`),
 selected on valid NDCG@10 under random-100, and evaluated under random-100, popular-100 and all
@@ -33,6 +34,10 @@ OFF = "BERT4Rec (switches off)"
 FULL = "+ ST + SSE + TAS"
 SASREC = "SASRec (RecBole)"
 BERT4REC = "BERT4Rec (RecBole)"
+KNN = "V-SKNN (kNN)"
+# V-SKNN learns nothing: its index is built with the model, so one epoch is its whole training
+# (the shared recipe's epoch budget would only repeat the same validation)
+KNN_OVERRIDES = {"epochs": 1}
 # paper order: BERT4Rec, + ST, + SSE, + TAS, + ST + SSE, + ST + TAS, + SSE + TAS, all three
 COMBOS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1)]
 COLUMNS = [(p, m) for p in PROTOCOLS for m in ("recall@10", "ndcg@10")]
@@ -63,9 +68,10 @@ def switches(st: int, se: int, te: int, m: int, dt: int) -> dict[str, Any]:
 
 
 def table_rows(m: int, dt: int) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, model, overrides): RecBole's SASRec and BERT4Rec, then the 8 combinations."""
+    """(label, model, overrides): RecBole's SASRec and BERT4Rec, the 8 combinations, then V-SKNN."""
     rows = [(SASREC, "SASRec", {}), (BERT4REC, "BERT4Rec", {})]
     rows += [(combo_label(*c), "SessionBERT4Rec", switches(*c, m, dt)) for c in COMBOS]
+    rows.append((KNN, "VSKNN", dict(KNN_OVERRIDES)))
     return rows
 
 
