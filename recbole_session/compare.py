@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ class SeedRun:
     fingerprints: dict[str, str]
     values: dict[str, list[float]]
     source: str
+    opens: list[bool] = field(default_factory=list)  # per row: the target opens a session (when recorded)
 
 
 def seed_runs(data: dict[str, Any], split: str, source: str = "") -> list[SeedRun]:
@@ -52,10 +53,12 @@ def seed_runs(data: dict[str, Any], split: str, source: str = "") -> list[SeedRu
         raise CompareError(f"{source or 'a run'}: no per-user '{split}' values")
     if data.get("kind") == "seeds" and "per_seed" in entry:
         return [SeedRun(seed, entry["users"], entry["fingerprints"],
-                        {key: values[i] for key, values in entry["per_seed"].items()}, source)
+                        {key: values[i] for key, values in entry["per_seed"].items()}, source,
+                        list(entry.get("opens") or []))
                 for i, seed in enumerate(data["seeds"])]
     seed = None if data.get("kind") == "seeds" else data.get("seed")
-    return [SeedRun(seed, entry["users"], entry["fingerprints"], entry["per_user"], source)]
+    return [SeedRun(seed, entry["users"], entry["fingerprints"], entry["per_user"], source,
+                    list(entry.get("opens") or []))]
 
 
 def pair_seeds(a: list[SeedRun], b: list[SeedRun]) -> list[tuple[SeedRun, SeedRun]]:
@@ -98,11 +101,12 @@ def _check_pair(ra: SeedRun, rb: SeedRun, protocol: str) -> None:
 
 def paired_tests(a: dict[str, Any] | list[dict[str, Any]], b: dict[str, Any] | list[dict[str, Any]],
                  split: str = "test", metrics: list[str] | None = None,
-                 users: set[str] | None = None) -> list[dict[str, Any]]:
+                 users: set[str] | None = None, opens: bool | None = None) -> list[dict[str, Any]]:
     """One row per ``<protocol>/<metric>``: the seeds' mean of A and of B, B - A with its
     interval, p and verdict (:func:`~recbole_session.evaluation.stats.paired_difference`), the
     numbers of seeds, users and rows. ``a`` / ``b``: loaded results files (one, or a seed set);
-    ``users`` keeps only those users' rows (a slice)."""
+    ``users`` keeps only those users' rows and ``opens`` only the targets that open (True) or
+    continue (False) a session, by the runs' per-row flags (slices)."""
     pairs = pair_seeds(_as_runs(a, split), _as_runs(b, split))
     rows = []
     for key in pairs[0][0].values:
@@ -112,7 +116,10 @@ def paired_tests(a: dict[str, Any] | list[dict[str, Any]], b: dict[str, Any] | l
         xs, ys, us = [], [], []
         for ra, rb in pairs:
             _check_pair(ra, rb, protocol)
-            keep = [i for i, u in enumerate(ra.users) if users is None or u in users]
+            if opens is not None and len(ra.opens) != len(ra.users):
+                raise CompareError(f"{ra.source or 'a run'}: no per-target session-opening flags to slice by")
+            keep = [i for i, u in enumerate(ra.users)
+                    if (users is None or u in users) and (opens is None or bool(ra.opens[i]) == opens)]
             xs.append(np.asarray(ra.values[key], dtype=np.float64)[keep])
             ys.append(np.asarray(rb.values[key], dtype=np.float64)[keep])
             us.append([ra.users[i] for i in keep])

@@ -124,3 +124,22 @@ def test_a_summary_whose_per_seed_values_do_not_fit_is_refused(runs, tmp_path, c
     path.write_text(json.dumps(data))
     assert compare.main([str(path), str(runs["B"][0])]) == 2
     assert "field 'per_user.test.per_seed.full/ndcg@10' expects 3 lists (one per seed) of 30 numbers" in capsys.readouterr().err
+
+
+def test_a_slice_by_the_targets_session_flags_keeps_only_those_targets(tmp_path):
+    """Under the last-session split a user has a target that opens its session and targets that
+    continue it: the slice takes targets by the runs' per-row flags, not users."""
+    users = ["u1", "u1", "u1", "u2", "u2"]
+    opens = [True, False, False, True, False]
+    a_vals, b_vals = [0.0, 0.5, 0.5, 0.0, 0.5], [1.0, 0.5, 0.5, 1.0, 0.5]  # B wins only where a session opens
+    sides = []
+    for model, vals in (("A", a_vals), ("B", b_vals)):
+        sides.append({"kind": "run", "model": model, "seed": 1, "per_user": {"test": {
+            "users": users, "opens": opens, "fingerprints": {"full": "f"}, "per_user": {"full/ndcg@10": vals}}}})
+    opening = compare.paired_tests(*sides, opens=True)[0]
+    continuing = compare.paired_tests(*sides, opens=False)[0]
+    assert (opening["mean_a"], opening["mean_b"], opening["diff"]) == (0.0, 1.0, 1.0)
+    assert (continuing["mean_a"], continuing["mean_b"], continuing["diff"]) == (0.5, 0.5, 0.0)
+    del sides[0]["per_user"]["test"]["opens"]
+    with pytest.raises(compare.CompareError, match="no per-target session-opening flags"):
+        compare.paired_tests(*sides, opens=True)

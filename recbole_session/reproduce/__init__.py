@@ -173,18 +173,22 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
                     keep_checkpoints=args.keep_checkpoints)
     by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}
     summary = table2.summarize(specs, by_label, work)
-    payload = {"what": args.what, "dataset": args.dataset, "seeds": seeds, "recipe": recipe, "facts": facts,
+    split = shared.get("eval_split", "loo")
+    # another split is another table: its files and docs section do not replace leave-one-out's
+    output_name = args.dataset if split == "loo" else f"{args.dataset}_{split}"
+    payload = {"what": args.what, "dataset": args.dataset, "split": split,
+               "seeds": seeds, "recipe": recipe, "facts": facts,
                "m": m, "dt": dt, "command": command, "machine": table2.machine(args.device),
                "minutes": (time.perf_counter() - started) / 60, "rows": summary["rows"],
                "runs": len(flat), "finished_before": finished_before,
                "summary": {k: v for k, v in summary.items() if k != "rows"}}
     if args.what == "table2":
         payload["claims"] = table2.claims(summary["rows"])
-        written = table2.write_outputs(out, args.dataset, payload, command)
+        written = table2.write_outputs(out, output_name, payload, command)
         line = table2.headline(payload)
     else:
         budget = table2.describe_budget(recipe, facts)
-        written = figure2.write_outputs(out, args.dataset, summary["rows"], rows, sweeps, payload, command, budget)
+        written = figure2.write_outputs(out, output_name, summary["rows"], rows, sweeps, payload, command, budget)
         line = {"dataset": args.dataset, "seeds": seeds, "minutes": round(payload["minutes"], 1),
                 **{f"ndcg10_all[{label}]": round(row["mean"]["test/full/ndcg@10"], 4)
                    for label, row in summary["rows"].items()}}
@@ -193,7 +197,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     if args.docs:
         text = Path(written[0] if args.what == "table2" else written[1]).read_text()
         body = text.replace("# ", "### ", 1).replace("](figure2_", f"]({out.as_posix()}/figure2_")
-        update_section(args.docs, f"reproduce-{args.what}-{args.dataset}", body, title="# Benchmarks")
+        update_section(args.docs, f"reproduce-{args.what}-{output_name}", body, title="# Benchmarks")
     return line
 
 

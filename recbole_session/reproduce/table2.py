@@ -90,11 +90,12 @@ def seed_set(row: dict[str, Any], cache: dict[str, dict[str, Any]]) -> list[dict
     return [cache[path] for path in row["run_files"]]
 
 
-def versus(a: list[dict[str, Any]], b: list[dict[str, Any]], users: set[str] | None = None) -> dict[str, Any]:
+def versus(a: list[dict[str, Any]], b: list[dict[str, Any]], users: set[str] | None = None,
+           opens: bool | None = None) -> dict[str, Any]:
     """B - A of every protocol's R@10 and N@10 on test: mean of B, difference, interval, p, verdict."""
     return {r["key"]: {"mean": r["mean_b"], "diff": r["diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                        "p": r["p"], "verdict": r["verdict"], "seeds": r["seeds"]}
-            for r in paired_tests(a, b, "test", VERSUS_METRICS, users)}
+            for r in paired_tests(a, b, "test", VERSUS_METRICS, users, opens)}
 
 
 def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], work: Path,
@@ -130,20 +131,27 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
     off = seed_set(rows[reference], cache)
     opening = rows[reference]["new_session_users"]
     all_users = list(dict.fromkeys(off[0]["per_user"]["test"]["users"]))
-    continuing = [u for u in all_users if u not in set(opening)]
+    flags = off[0]["per_user"]["test"].get("opens") or []
+    if flags:  # per-target flags: a slice is targets (a user of the last-session split has both kinds)
+        n_open = int(sum(flags))
+        slices = (("opens_session", {"opens": True}, n_open), ("continues_session", {"opens": False}, len(flags) - n_open))
+    else:  # runs written before the flags: one target per user, sliced by user
+        continuing = [u for u in all_users if u not in set(opening)]
+        n_open = len(opening)
+        slices = (("opens_session", {"users": set(opening)}, len(opening)),
+                  ("continues_session", {"users": set(continuing)}, len(continuing)))
     for row in rows.values():
         data = seed_set(row, cache)
         row["vs_off"] = versus(off, data)
-        if opening:
-            row["slices"] = {}
-            for name, users in (("opens_session", opening), ("continues_session", continuing)):
-                row["slices"][name] = {**versus(off, data, set(users)), "users": len(users)}
+        if n_open:
+            row["slices"] = {name: {**versus(off, data, **selector), "targets": count}
+                             for name, selector, count in slices if count}
     # Holm over the rows compared with the reference, on the column the table shows
     compared = [label for label in rows if label != reference]
     for label, p_holm in zip(compared, holm([rows[label]["vs_off"][VERSUS_KEY]["p"] for label in compared])):
         rows[label]["vs_off"][VERSUS_KEY]["p_holm"] = p_holm
-    return {"rows": rows, "new_session_users": len(opening), "test_users": len(all_users),
-            "cpu_minutes": cpu_minutes}
+    return {"rows": rows, "new_session_users": n_open, "test_users": len(all_users),
+            "test_targets": len(off[0]["per_user"]["test"]["users"]), "cpu_minutes": cpu_minutes}
 
 
 def pair(rows: dict[str, Any], a: str, b: str, cache: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -221,7 +229,10 @@ def slice_table(rows: dict[str, Any]) -> list[str]:
     for label, row in rows.items():
         cells = []
         for name in ("opens_session", "continues_session"):
-            entry = row["slices"][name][VERSUS_KEY]
+            entry = row["slices"].get(name, {}).get(VERSUS_KEY)
+            if entry is None:  # no target of that kind
+                cells += ["n/a", "", "", ""]
+                continue
             same = label == OFF
             cells += [f"{entry['mean']:.4f}", "" if same else f"{entry['diff']:+.4f} {interval(entry)}",
                       "" if same else f"{entry['p']:.3g}", "" if same else entry["verdict"]]
@@ -270,8 +281,9 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
         f"Measured {datetime.date.today().isoformat()} by `{command}`: {payload['minutes']:.1f} min "
         f"wall on {payload['machine']}{cost_note(payload)}.", "",
         f"- Data: {facts['users']} users, {facts['items']} items, {facts['interactions']} interactions; "
-        f"{payload['summary'].get('test_users', '?')} test users (one hit moves R@10 by "
-        f"{1 / max(1, payload['summary'].get('test_users', 1)):.4f}), "
+        f"{payload['summary'].get('test_users', '?')} test users, "
+        f"{payload['summary'].get('test_targets', payload['summary'].get('test_users', '?'))} test targets (one hit "
+        f"moves R@10 by {1 / max(1, payload['summary'].get('test_targets', payload['summary'].get('test_users', 1))):.4f}), "
         f"{payload['summary'].get('new_session_users', 0)} of whose test targets open a new session.",
         f"- Sizes: hidden {facts['hidden_size']}, {facts['n_layers']} layers, {facts['n_heads']} heads, "
         f"max length {facts['MAX_ITEM_LIST_LENGTH']}; SessionBERT4Rec: {facts['train_regime']} regime, "
@@ -306,7 +318,7 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
               f"{sum(len(PROTOCOLS) for name, *_ in CLAIMS if name in claim)} claim tests (claims × protocols); "
               "the verdict follows the interval only.", "", *verdict, ""]
     if payload["summary"].get("new_session_users"):
-        lines += [f"Test targets that open a new session ({payload['summary']['new_session_users']} users) "
+        lines += [f"Test targets that open a new session ({payload['summary']['new_session_users']} targets) "
                   "and those that continue one, N@10 over all items, mean over seeds, B − A against "
                   "switches off on the same users with the bootstrap's interval, p (not adjusted) and "
                   "verdict:", "", *slice_table(rows), ""]
@@ -332,7 +344,8 @@ def headline(payload: dict[str, Any]) -> dict[str, Any]:
         return None if label not in rows else round(rows[label]["mean"][N_ALL], 4)
 
     line = {
-        "dataset": payload["dataset"], "seeds": payload["seeds"],
+        "dataset": payload["dataset"], "split": payload.get("split", "loo"),
+        "targets": payload["summary"].get("test_targets"), "seeds": payload["seeds"],
         "off_ndcg10_all": n_all(OFF), "full_ndcg10_all": n_all(FULL),
         "best_ndcg10_all": n_all(claim.get("best_row")), "best_row": claim.get("best_row"),
         "bert4rec_ndcg10_all": n_all(BERT4REC), "sasrec_ndcg10_all": n_all(SASREC),
