@@ -416,11 +416,14 @@ def check_folder(path: str | os.PathLike, option: str, need: int = MIN_FREE_BYTE
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise UsageError(f"{option}: expected a folder")
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{path}: is a file, not a folder ({option}: move it away or choose another folder)")
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{path}: is a file, not a folder ({option}: move it away or choose another folder)")
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as err:  # a name longer than the file system allows
+        raise UsageError(f"{short(str(path))}: cannot use it as a folder: {err.strerror} ({option})") from None
     if not existing.is_dir():
         raise UsageError(f"{existing}: is a file, not a folder, so {path} cannot be made ({option})")
     if not os.access(existing, os.W_OK | os.X_OK):

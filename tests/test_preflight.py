@@ -116,6 +116,8 @@ MORE_CASES = [
     BadInput("training", "--MAX_ITEM_LIST_LENGTH=100000000000", TRAIN, (*ML100K, "--MAX_ITEM_LIST_LENGTH=100000000000"),
              "MAX_ITEM_LIST_LENGTH expects an integer >= 1 and <= 100,000"),
     BadInput("training", "--checkpoint_dir= (empty)", TRAIN, (*ML100K, "--checkpoint_dir="), "--checkpoint_dir='': expected a folder"),
+    BadInput("training", "a 300-character --checkpoint_dir", TRAIN, (*ML100K, "--checkpoint_dir=" + "d" * 300),
+             "cannot use it as a folder: File name too long (--checkpoint_dir="),
     BadInput("training", "--checkpoint_dir=/proc/x", TRAIN, (*ML100K, "--checkpoint_dir=/proc/x"), "not a folder on a disk"),
     BadInput("training", "--checkpoint_dir=5 (a number where a path goes)", TRAIN, (*ML100K, "--checkpoint_dir=5"),
              "checkpoint_dir expects a string (default 'saved')"),
