@@ -21,7 +21,6 @@ allow-listed class with any arguments: RecBole's ``Config`` ``eval()``s the stri
 from __future__ import annotations
 
 import enum
-import errno
 import logging
 import os
 import pickle
@@ -39,7 +38,7 @@ import torch
 from recbole.utils import enum_type
 
 from recbole_session.cli import UsageError
-from recbole_session.files import atomic_path
+from recbole_session.files import FULL_DISK_ERRNOS, atomic_path
 
 ENUM_TAG = "__enum__"
 # the key of a checkpoint's config dict that holds what is not a config value
@@ -230,15 +229,13 @@ class _TorchForRecBoleTrainer(types.ModuleType):
         return load(f, map_location=map_location)
 
 
-# errors of a write to a full disk (or past a quota or file-size limit)
-_FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # torch's zip writer reports a failed write as a RuntimeError without errno: a disk with less
 # than this free is taken to be why
 _FULL_DISK_FREE_BYTES = 1 << 20
 
 
 def _disk_full(err: BaseException, folder: Path) -> bool:
-    if isinstance(err, OSError) and err.errno in _FULL_DISK_ERRNOS:
+    if isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS:
         return True
     try:
         return shutil.disk_usage(folder).free < _FULL_DISK_FREE_BYTES

@@ -4,6 +4,7 @@ folder, then rename (atomic on POSIX). The one implementation for the whole pack
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -79,6 +80,10 @@ def _check_output(path: Path, where: str, hint: str) -> None:
         raise UsageError(f"{where}: is a folder; give a file name")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{where}: cannot write in {folder}: permission denied ({hint})")
+
+
+# errnos of a write to a full disk, past a quota or past a file-size limit
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def os_reason(err: OSError) -> str:

@@ -30,6 +30,7 @@ import pyarrow.csv as pacsv
 
 from recbole_session.convert.errors import ConvertError
 from recbole_session.convert.readers import os_reason
+from recbole_session.files import FULL_DISK_ERRNOS
 
 # RecBole atomic header types per column of a session-aware `.inter` file
 SESSION_AWARE_FIELDS = {
@@ -53,7 +54,7 @@ WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting
 def write_error(path: Path, err: OSError) -> ConvertError:
     """One line for an OSError while writing ``path`` (disk full, no permission, ...)."""
     hint = ""
-    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if err.errno in FULL_DISK_ERRNOS:
         hint = " (free some space or write elsewhere with --out)"
     elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = " (choose a writable folder with --out)"
