@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import shutil
@@ -110,6 +111,11 @@ class Staging:
     def __exit__(self, *exc) -> None:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+        elif exc and exc[0] is not None:
+            # a signal between mkdtemp making the folder and self.dir naming it: this process's
+            # staging folders of this dataset (the name carries the pid)
+            for left in self.target.parent.glob(f".{glob.escape(self.target.name)}.{os.getpid()}.*{STAGING_SUFFIX}"):
+                shutil.rmtree(left, ignore_errors=True)
         if exc and exc[0] is not None:  # failed: also the empty folders it made for the output
             for folder in self.made:
                 with contextlib.suppress(OSError):
