@@ -1,7 +1,9 @@
 """Shared ground of the session-based benchmarks (``session_based.py``, ``sriem_variants.py``):
 the data (a converted session-based dataset, or the synthetic DIGINETICA-shaped one), one
-training protocol for every row, seeds through ``run_seeds``, per-session values for paired
-tests, and the output files (a table under ``benchmarks/results/`` and a section of
+training protocol for every row, seeds through ``run_seeds`` (each seed kept on its own in the
+cache, under a key of its settings and its code), per-row test values for the hierarchical
+bootstrap (:mod:`recbole_session.evaluation.stats`, a test session as the cluster), and the
+output files (a table under ``benchmarks/results/`` and a section of
 ``docs/benchmarks.md``)."""
 
 from __future__ import annotations
@@ -15,15 +17,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
-from scipy.stats import ttest_rel
 
 # this checkout's package (not another installed copy) and the test data generator
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +32,10 @@ from session_data import SessionShape, contract_keys_for, write_session_benchmar
 
 import recbole_session  # noqa: E402, F401  (shims and registration)
 from recbole_session import checkpoint  # noqa: E402
+from recbole_session.evaluation.results import environment  # noqa: E402
+from recbole_session.evaluation.stats import holm, paired_difference  # noqa: E402
 from recbole_session.files import update_section, write_atomic  # noqa: E402
+from recbole_session.reproduce.runner import code_key  # noqa: E402
 from recbole_session.seeds import run_seeds  # noqa: E402
 
 SYNTHETIC = "diginetica-synth"
@@ -41,6 +43,7 @@ RESULTS = REPO / "benchmarks" / "results"
 DOCS = REPO / "docs" / "benchmarks.md"
 DOCS_TITLE = "# Benchmarks\n\nWritten by the benchmark scripts, one marked section each."
 METRICS = ("recall@20", "mrr@20")
+ALL_METRICS = METRICS + ("recall@10", "mrr@10")
 
 
 def add_data_args(parser: argparse.ArgumentParser, training: bool = True) -> None:
@@ -129,14 +132,6 @@ def protocol(args: argparse.Namespace, dataset: str, data_path: str, workdir: Pa
     }
 
 
-def per_session(entry: dict[str, Any], metric: str) -> dict[str, float]:
-    """Per-row test values (one row per session prefix) averaged per session."""
-    rows: dict[str, list[float]] = defaultdict(list)
-    for session, value in zip(entry["users"], entry["per_user"][f"full/{metric}"]):
-        rows[session].append(value)
-    return {session: float(np.mean(values)) for session, values in rows.items()}
-
-
 def _yaml_defaults(model: str) -> dict[str, Any]:
     path = REPO / "properties" / "model" / f"{model}.yaml"
     if not path.is_file():  # RecBole's own models: their defaults are RecBole's
@@ -144,47 +139,68 @@ def _yaml_defaults(model: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def row_key(model: str, config: dict[str, Any], seeds: int) -> str:
-    """A row's identity in the cache: the model, the seeds and every setting that differs from
-    the model's yaml (so a row asking for the yaml's own value explicitly is the same row)."""
+def seed_key(model: str, config: dict[str, Any]) -> str:
+    """A seed's identity in the cache, without the seed: the model, every setting that differs
+    from the model's yaml (a row asking for the yaml's own value explicitly is the same row), and
+    the code that trains it (:func:`~recbole_session.reproduce.runner.code_key`: a cached seed of
+    older code is not read into a table of newer code)."""
     defaults = _yaml_defaults(model)
     settings = {k: v for k, v in config.items()
                 if k != "checkpoint_dir" and not (k in defaults and defaults[k] == v)}
-    text = json.dumps({"model": model, "seeds": seeds, "config": settings}, sort_keys=True, default=str)
-    return f"{model}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    text = json.dumps({"model": model, "config": settings}, sort_keys=True, default=str)
+    return f"{model}-{hashlib.sha256(text.encode()).hexdigest()[:16]}-{code_key(model)}"
+
+
+def _train_seed(model: str, dataset: str, config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One seed through ``run_seeds`` (RecBole's Trainer, the best validation epoch tested):
+    its test values, per test row (a session prefix) and in all, with the time it took."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run_seeds(model, dataset, [seed], config_dict=config)
+    run = result["runs"][0]
+    saved = json.loads(Path(result["results_file"]).read_text())["per_user"]["test"]
+    return {"seed": seed, "n_params": int(run["n_params"]), "seconds": time.perf_counter() - wall,
+            "cpu_seconds": time.process_time() - cpu, "model_file": run["model_file"],
+            # 0-based index of the epoch tested (RecBole saves the best one)
+            "best_epoch": int(checkpoint.load(run["model_file"])["epoch"]),
+            "test": {metric: float(run["test_result"][metric]) for metric in ALL_METRICS},
+            "sessions": [str(user) for user in saved["users"]],
+            "per_row": {metric: [float(v) for v in saved["per_user"][f"full/{metric}"]] for metric in METRICS},
+            "environment": environment()}
 
 
 def train_seeds(model: str, dataset: str, config: dict[str, Any], seeds: int, tag: str,
                 cache: str | None = None) -> dict[str, Any]:
-    """One row: ``model`` trained and tested once per seed 1..``seeds`` (RecBole's Trainer,
-    the best validation epoch tested). Returns the per-seed test values, their mean and sample
-    std, the best (tested) epoch of each seed, per-session values averaged over the seeds,
-    parameters and wall seconds. With ``cache``, a finished row is kept there (checkpoints
-    included) and read back by any later call asking for the same row."""
-    key = row_key(model, config, seeds)
-    stored = Path(cache) / f"{key}.json" if cache else None
-    if stored is not None and stored.is_file():
-        row = json.loads(stored.read_text())
-        print(f"{tag}: read from {stored}", flush=True)
-        return row
-    start = time.perf_counter()
-    folder = Path(cache) / key if cache else Path(config["checkpoint_dir"]) / tag
-    config = {**config, "checkpoint_dir": str(folder)}
-    result = run_seeds(model, dataset, list(range(1, seeds + 1)), config_dict=config)
-    seconds = time.perf_counter() - start
-    saved = json.loads(Path(result["results_file"]).read_text())["per_user"]["test"]
-    model_files = [run["model_file"] for run in result["runs"]]
-    row: dict[str, Any] = {"model": model, "n_params": int(result["runs"][0]["n_params"]), "seconds": seconds,
-                           "model_files": model_files,
-                           # 0-based index of the epoch tested (RecBole saves the best one)
-                           "best_epochs": [int(checkpoint.load(f)["epoch"]) for f in model_files]}
-    for metric in METRICS + ("recall@10", "mrr@10"):
-        values = [float(run["test_result"][metric]) for run in result["runs"]]
+    """One row: ``model`` trained and tested once per seed 1..``seeds``. Returns the per-seed
+    test values, their mean and sample std, the best (tested) epoch of each seed, each seed's
+    per-row values (``per_seed``), parameters, wall and CPU seconds. With ``cache``, each
+    finished seed is kept there (checkpoint included) and read back by any later call asking for
+    the same seed of the same row and code: an interrupted table resumes at the seed, and more
+    seeds add to a row."""
+    key = seed_key(model, config)
+    seeds_done = []
+    for seed in range(1, seeds + 1):
+        stored = Path(cache) / f"{key}-seed{seed}.json" if cache else None
+        if stored is not None and stored.is_file():
+            print(f"{tag}, seed {seed}: read from {stored}", flush=True)
+            seeds_done.append(json.loads(stored.read_text()))
+            continue
+        folder = Path(cache) / f"{key}-seed{seed}" if cache else Path(config["checkpoint_dir"]) / tag
+        entry = _train_seed(model, dataset, {**config, "checkpoint_dir": str(folder)}, seed)
+        print(f"{tag}, seed {seed}: test MRR@20 {entry['test']['mrr@20']:.4f}, {entry['seconds']:.0f} s", flush=True)
+        if stored is not None:
+            write_atomic(stored, json.dumps(entry))
+        seeds_done.append(entry)
+    row: dict[str, Any] = {
+        "model": model, "n_params": seeds_done[0]["n_params"],
+        "seconds": sum(e["seconds"] for e in seeds_done), "cpu_seconds": sum(e["cpu_seconds"] for e in seeds_done),
+        "model_files": [e["model_file"] for e in seeds_done], "best_epochs": [e["best_epoch"] for e in seeds_done],
+        "per_seed": [{"sessions": e["sessions"], **e["per_row"]} for e in seeds_done],
+        "environment": seeds_done[-1]["environment"],
+    }
+    for metric in ALL_METRICS:
+        values = [e["test"][metric] for e in seeds_done]
         row[metric] = {"runs": values, "mean": statistics.mean(values),
                        "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-    row["sessions"] = {metric: per_session(saved, metric) for metric in METRICS}
-    if stored is not None:
-        write_atomic(stored, json.dumps(row))
     return row
 
 
@@ -199,16 +215,30 @@ def epochs_cell(row: dict[str, Any]) -> str:
     return ", ".join(str(best + 1) for best in row["best_epochs"])
 
 
-def paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> dict[str, float]:
-    """Paired t-test of two rows on their per-session values (means over seeds)."""
-    sessions = sorted(a["sessions"][metric])
-    if sorted(b["sessions"][metric]) != sessions:
-        raise ValueError("the two rows were tested on different sessions")
-    x = np.array([a["sessions"][metric][s] for s in sessions])
-    y = np.array([b["sessions"][metric][s] for s in sessions])
-    test = ttest_rel(x, y)
-    return {"diff": float((x - y).mean()), "t": float(test.statistic), "p": float(test.pvalue),
-            "sessions": len(sessions)}
+def paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> dict[str, Any]:
+    """Row ``a`` minus row ``b`` on ``metric``: the hierarchical bootstrap over their paired seeds
+    and the test sessions as clusters (a session's prefixes are drawn together), with its 95 %
+    interval, p and verdict (:func:`~recbole_session.evaluation.stats.paired_difference`)."""
+    if len(a["per_seed"]) != len(b["per_seed"]):
+        raise ValueError(f"{len(a['per_seed'])} seeds against {len(b['per_seed'])}: pair the same seeds")
+    for x, y in zip(a["per_seed"], b["per_seed"]):
+        if x["sessions"] != y["sessions"]:
+            raise ValueError("the two rows were tested on different test rows")
+    test = paired_difference([seed[metric] for seed in b["per_seed"]], [seed[metric] for seed in a["per_seed"]],
+                             [seed["sessions"] for seed in a["per_seed"]])
+    return {**test.to_json(), "sessions": test.users}
+
+
+def with_holm(tests: dict[Any, dict[str, Any]]) -> None:
+    """Add ``p_holm`` to every test of a table (Holm over all of them: one family per table)."""
+    keys = list(tests)
+    for key, adjusted in zip(keys, holm([tests[k]["p"] for k in keys])):
+        tests[key]["p_holm"] = adjusted
+
+
+def difference_cell(test: dict[str, Any]) -> str:
+    """``+0.41 [-0.10, +0.93]`` in points (metrics in %)."""
+    return f"{100 * test['diff']:+.2f} [{100 * test['ci_low']:+.2f}, {100 * test['ci_high']:+.2f}]"
 
 
 def cell(row: dict[str, Any], metric: str) -> str:

@@ -4,9 +4,12 @@ Every model is trained and tested by RecBole's own Trainer on the same session-b
 files (SR-GNN protocol) with the same seeds, batch size, embedding size d (also the GRU hidden
 size of NARM and GRU4Rec), epoch budget and selection rule (the epoch with the best validation
 MRR@20 is tested, full ranking over all items); every other setting is the model's own (SRIEM:
-``properties/model/SRIEM.yaml``, RecBole's models: RecBole's defaults). SRIEM is compared with
-SRGNN by a paired t-test on per-session values (a session's prefixes averaged, then the seeds).
-The table goes to ``benchmarks/results/session_based_<dataset>.md``, its narrative to
+``properties/model/SRIEM.yaml``, RecBole's models: RecBole's defaults). Every prefix of a test
+session is a target. SRIEM is compared with each row of the same recipe by a hierarchical
+bootstrap over the paired seeds and the test sessions as clusters (``evaluation/stats.py``):
+the difference, its 95 % interval, p, and p adjusted by Holm over the table's claims; the
+verdict follows the interval. The table goes to
+``benchmarks/results/session_based_<dataset>[_<schedule>].md``, its narrative to
 ``docs/benchmarks.md``; the last line printed is one JSON object.
 
     python -m recbole_session.convert yoochoose-sample --raw RAW_DIR --out DIR
@@ -21,7 +24,10 @@ its yaml's, RecBole's models RecBole's constant rate), ``sriem`` (every row SRIE
 schedule; RecBole's models then train with :class:`~recbole_session.trainer.ScheduledTrainer`,
 chosen by :func:`recbole_session.lookup.trainer_for`) or ``none`` (every row constant, SRIEM
 too). The table's recipe column states each row's optimizer, rate, weight decay, schedule,
-budget, patience and selection, read from the row's resolved config and trainer.
+budget, patience and selection, read from the row's resolved config and trainer. With
+``sriem``, the table also reports SRIEM without its schedule (the row ``SRIEM, constant rate``),
+so that what the schedule adds is measured and not credited to the model; a claim is made
+between rows of the same recipe only (:func:`same_recipe`).
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import _session_common as common
 
 from recbole_session.build import make_config
 from recbole_session.cli import ArgumentParser
+from recbole_session.evaluation.results import environment_line
 from recbole_session.literals import load_yaml
 from recbole_session.lookup import trainer_for
 from recbole_session.paths import properties_dir
@@ -121,17 +129,64 @@ def paper_column(dataset: str) -> tuple[str, dict]:
     return "DIGINETICA", PAPER["diginetica"]
 
 
-def verdict(tests: dict) -> str:
-    """SRIEM against SRGNN, from the paired tests (the paper's claim: SRIEM >= SRGNN on both)."""
-    parts = []
-    for metric, test in tests.items():
-        word = "above" if test["diff"] > 0 else "below" if test["diff"] < 0 else "equal to"
-        significance = "significant" if test["p"] < 0.05 else "not significant"
-        parts.append(f"{metric} {100 * test['diff']:+.2f} points ({word} SRGNN; t = {test['t']:.2f}, "
-                     f"p = {test['p']:.2g}, {significance} at 0.05)")
-    met = all(test["diff"] >= 0 for test in tests.values())
-    return (f"SRIEM - SRGNN over {next(iter(tests.values()))['sessions']} test sessions: " + "; ".join(parts)
-            + f". The paper's claim (SRIEM >= SRGNN on both) is {'met' if met else 'not met'} here.")
+# the row of SRIEM trained at a constant rate, added to a table of --lr-schedule sriem
+SRIEM_CONSTANT = "SRIEM, constant rate"
+# the recipe's parts a claim needs equal (the rate and weight decay are each model's own settings)
+RECIPE_PARTS = ("learner", "lr_schedule", *SCHEDULE_KEYS[1:], "epochs", "stopping_step", "valid_metric")
+CLAIM_METRICS = ("recall@20", "mrr@20")
+# the recipe cell of a row that trains nothing
+NO_RECIPE = "nothing trained (its index is the training sessions)"
+
+
+def table_rows(models: list[str], schedule: str) -> dict[str, tuple[str, dict]]:
+    """The table's rows: label -> (model, the row's overrides on top of the shared config)."""
+    rows: dict[str, tuple[str, dict]] = {}
+    for model in models:
+        rows[model] = (model, dict(ROW_OVERRIDES.get(model, {})))
+        if model == "SRIEM" and schedule == "sriem":
+            rows[SRIEM_CONSTANT] = (model, {"lr_schedule": "none"})
+    return rows
+
+
+def same_recipe(a: dict, b: dict, model_b: str) -> bool:
+    """Whether a claim between two rows compares models and not recipes: the same optimizer,
+    schedule, budget, patience and selection. V-SKNN trains nothing (no recipe to differ)."""
+    return model_b in ROW_OVERRIDES or all(a.get(part) == b.get(part) for part in RECIPE_PARTS)
+
+
+def claims(rows: dict, recipes: dict, models: dict) -> dict[tuple[str, str, str], dict]:
+    """SRIEM against every other row of its recipe, and SRIEM against itself without its
+    schedule, on Recall@20 and MRR@20; Holm over all of them."""
+    if "SRIEM" not in rows:
+        return {}
+    tests = {}
+    for label, row in rows.items():
+        if label == "SRIEM":
+            continue
+        schedule_claim = label == SRIEM_CONSTANT
+        if not schedule_claim and not same_recipe(recipes["SRIEM"], recipes[label], models[label]):
+            continue
+        for metric in CLAIM_METRICS:
+            tests[("SRIEM", label, metric)] = common.paired(rows["SRIEM"], row, metric)
+    common.with_holm(tests)
+    return tests
+
+
+METRIC_NAMES = {"recall@20": "Recall@20", "mrr@20": "MRR@20"}
+
+
+def claim_lines(tests: dict) -> list[str]:
+    lines = []
+    for (_, b, metric), test in tests.items():
+        what = "its schedule (SRIEM with it minus without it)" if b == SRIEM_CONSTANT else f"SRIEM minus {b}"
+        lines.append(f"- {METRIC_NAMES[metric]}, {what}: "
+                     f"{common.difference_cell(test)} points, p {test['p']:.3g} (Holm {test['p_holm']:.3g}): "
+                     f"{test['verdict']}.")
+    return lines
+
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_").replace("__", "_")
 
 
 SCHEDULE_LINES = {
@@ -144,72 +199,93 @@ SCHEDULE_LINES = {
 }
 
 
-def markdown(rows: dict, tests: dict | None, args, dataset: str, stats, recipes: dict) -> str:
-    """The table; ``recipes`` maps a model to its :func:`recipe`."""
+def markdown(rows: dict, tests: dict, args, dataset: str, stats, recipes: dict, models: dict) -> str:
+    """The table; ``recipes`` maps a row to its :func:`recipe`, ``models`` a row to its model."""
     paper_name, paper = paper_column(dataset)
+    first = next(iter(rows.values()))
+    targets, sessions = len(first["per_seed"][0]["sessions"]), len(set(first["per_seed"][0]["sessions"]))
     lines = [
-        f"# Session-based next-item results: {dataset}",
+        f"# Session-based next-item results: {dataset}" + ("" if args.lr_schedule == "own" else
+                                                            f", learning-rate schedule: {args.lr_schedule}"),
         "",
-        f"Data: {common.data_line(args, dataset, stats)}. {common.protocol_line(args)} "
-        f"{SCHEDULE_LINES[args.lr_schedule]}",
+        f"Data: {common.data_line(args, dataset, stats)}; {targets:,} test targets (every prefix of "
+        f"{sessions:,} test sessions). {common.protocol_line(args)} {SCHEDULE_LINES[args.lr_schedule]}",
         "",
-        f"| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | tested epochs | parameters | s (all seeds) | "
+        f"| model | Recall@20 | MRR@20 | Recall@10 | MRR@10 | tested epochs | parameters | CPU min (all seeds) | "
         f"recipe (optimizer, lr, weight decay, schedule, epochs, patience, selection) | paper {paper_name} R@20 / MRR@20 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for model, row in rows.items():
-        # the SR-IEM paper has no kNN row
-        reference = " / ".join(f"{v:.2f}" for v in paper[model]) if model in paper else "-"
-        lines.append(f"| {model} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {common.cell(row, 'recall@10')} | "
-                     f"{common.cell(row, 'mrr@10')} | {common.epochs_cell(row)} | {row['n_params']:,} | {row['seconds']:.0f} | "
-                     f"{recipe_cell(recipes[model])} | {reference} |")
+    for label, row in rows.items():
+        # the SR-IEM paper has no kNN row, nor SRIEM without its schedule
+        reference = " / ".join(f"{v:.2f}" for v in paper[label]) if label in paper else "-"
+        lines.append(f"| {label} | {common.cell(row, 'recall@20')} | {common.cell(row, 'mrr@20')} | {common.cell(row, 'recall@10')} | "
+                     f"{common.cell(row, 'mrr@10')} | {common.epochs_cell(row)} | {row['n_params']:,} | "
+                     f"{row['cpu_seconds'] / 60:.1f} | {recipe_cell(recipes[label]) if models[label] not in ROW_OVERRIDES else NO_RECIPE} | "
+                     f"{reference} |")
     lines.append("")
-    short = [model for model, row in rows.items()
-             if model not in ROW_OVERRIDES and not common.converged(row, args.epochs, args.stopping_step)]
+    short = [label for label, row in rows.items()
+             if models[label] not in ROW_OVERRIDES and not common.converged(row, args.epochs, args.stopping_step)]
     lines.append("Tested epochs: the best validation epoch of each seed (1-based). "
                  + (f"Early stopping ended every run before the {args.epochs}-epoch budget." if not short else
                     f"The budget, not early stopping, ended a run of {', '.join(short)}: it may not have converged.")
-                 + "".join(f" {model} runs {ROW_OVERRIDES[model]['epochs']} epoch (nothing to learn)."
-                           for model in rows if model in ROW_OVERRIDES))
+                 + "".join(f" {label} runs {ROW_OVERRIDES[model]['epochs']} epoch (nothing to learn)."
+                           for label, model in models.items() if model in ROW_OVERRIDES and label in rows))
     lines.append("")
     if tests:
-        lines.append(verdict(tests))
+        unmatched = [label for label in rows if label != "SRIEM" and not any(b == label for _, b, _ in tests)]
+        lines.append(f"Claims ({len(tests)} tests, test values in points): the difference over the "
+                     f"{args.seeds} paired seeds, its 95 % interval from a hierarchical bootstrap (2000 resamples of "
+                     "the seeds and of the test sessions as clusters: a session's prefixes are drawn together), the "
+                     "bootstrap p and, in brackets, p adjusted by Holm over the table's tests; the verdict follows "
+                     "the interval only (better: above 0, worse: below 0, else not separated)."
+                     + (f" No claim against {', '.join(unmatched)}: another recipe." if unmatched else ""))
         lines.append("")
-    lines.append(f"The paper column is Table 2 of the SR-IEM paper (full {paper_name}, the authors' "
-                 f"runs, best epoch chosen on the test set), for orientation only. {common.load_line()}.")
+        lines += claim_lines(tests)
+        lines.append("")
+    env = first["environment"]
+    lines.append(f"Trained on: {environment_line(env)}. The paper column is Table 2 of the SR-IEM paper (full "
+                 f"{paper_name}, the authors' runs, best epoch chosen on the test set), for orientation only. "
+                 f"{common.load_line()}.")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    rows = {}
+    rows, recipes = {}, {}
+    models = {label: model for label, (model, _) in table_rows(args.models, args.lr_schedule).items()}
+    started = time.perf_counter()
     with common.session_data(args) as (dataset, data_path, stats, workdir):
         config = row_config(common.protocol(args, dataset, data_path, workdir), args.lr_schedule)
-        configs = {model: {**config, **ROW_OVERRIDES.get(model, {})} for model in args.models}
-        recipes = {model: recipe(model, dataset, configs[model]) for model in args.models}
-        for model in args.models:
-            rows[model] = common.train_seeds(model, dataset, configs[model], args.seeds, model, args.cache)
-            print(f"{model}: Recall@20 {common.cell(rows[model], 'recall@20')} MRR@20 {common.cell(rows[model], 'mrr@20')} "
-                  f"({rows[model]['seconds']:.0f}s)", flush=True)
-    tests = None
-    if {"SRIEM", "SRGNN"} <= set(rows):
-        tests = {m: common.paired(rows["SRIEM"], rows["SRGNN"], m) for m in ("recall@20", "mrr@20")}
-    out = Path(args.out) if args.out else common.RESULTS / f"session_based_{dataset}.md"
-    table = markdown(rows, tests, args, dataset, stats, recipes)
-    common.write_outputs(out, table, "session_based")
-    summary = {"dataset": dataset, "seeds": args.seeds, "batch_size": args.batch_size,
-               "embedding_size": args.embedding_size, "epochs": args.epochs, "stopping_step": args.stopping_step,
-               "lr_schedule": args.lr_schedule, "recipes": recipes}
-    for model, row in rows.items():
-        for metric in ("recall@20", "mrr@20"):
-            key = f"{model.lower()}_{metric.replace('@', '')}"
+        for label, (model, overrides) in table_rows(args.models, args.lr_schedule).items():
+            row_settings = {**config, **overrides}
+            recipes[label] = recipe(model, dataset, row_settings)
+            rows[label] = common.train_seeds(model, dataset, row_settings, args.seeds, label, args.cache)
+            print(f"{label}: Recall@20 {common.cell(rows[label], 'recall@20')} MRR@20 "
+                  f"{common.cell(rows[label], 'mrr@20')} ({rows[label]['cpu_seconds'] / 60:.1f} CPU min)", flush=True)
+    tests = claims(rows, recipes, models)
+    suffix = "" if args.lr_schedule == "own" else f"_{args.lr_schedule}"
+    out = Path(args.out) if args.out else common.RESULTS / f"session_based_{dataset}{suffix}.md"
+    table = markdown(rows, tests, args, dataset, stats, recipes, models)
+    common.write_outputs(out, table, f"session_based{suffix}")
+    first = next(iter(rows.values()))["per_seed"][0]["sessions"]
+    summary = {"dataset": dataset, "split": "session-based: every prefix of a test session",
+               "targets": len(first), "sessions": len(set(first)), "seeds": args.seeds,
+               "batch_size": args.batch_size, "embedding_size": args.embedding_size, "epochs": args.epochs,
+               "stopping_step": args.stopping_step, "lr_schedule": args.lr_schedule, "recipes": recipes,
+               "wall_minutes": round((time.perf_counter() - started) / 60, 1),
+               "cpu_minutes": round(sum(row["cpu_seconds"] for row in rows.values()) / 60, 1),
+               "environment": next(iter(rows.values()))["environment"]}
+    for label, row in rows.items():
+        for metric in CLAIM_METRICS:
+            key = f"{slug(label)}_{metric.replace('@', '')}"
             summary[key] = round(row[metric]["mean"], 4)
             summary[f"{key}_std"] = round(row[metric]["std"], 4)
-        summary[f"{model.lower()}_best_epochs"] = [best + 1 for best in row["best_epochs"]]
-    for metric, test in (tests or {}).items():
-        key = f"sriem_vs_srgnn_{metric.replace('@', '')}"
-        summary.update({f"{key}_diff": round(test["diff"], 4), f"{key}_t": round(test["t"], 3),
-                        f"{key}_p": float(f"{test['p']:.3g}"), "sessions": test["sessions"]})
+        summary[f"{slug(label)}_best_epochs"] = [best + 1 for best in row["best_epochs"]]
+    for (a, b, metric), test in tests.items():
+        key = f"{slug(a)}_vs_{slug(b)}_{metric.replace('@', '')}"
+        summary.update({f"{key}_diff": round(test["diff"], 4), f"{key}_ci_low": round(test["ci_low"], 4),
+                        f"{key}_ci_high": round(test["ci_high"], 4), f"{key}_p": float(f"{test['p']:.3g}"),
+                        f"{key}_p_holm": float(f"{test['p_holm']:.3g}"), f"{key}_verdict": test["verdict"]})
     print(json.dumps(summary))
     return 0
 

@@ -104,8 +104,9 @@ def markdown(rows: dict, tests: dict, args, dataset: str, stats) -> str:
         (f"Early stopping ended every run before the {args.epochs}-epoch budget." if not short else
          f"The budget, not early stopping, ended a run of {', '.join(short)}: it may not have converged."),
         "",
-        "Δ: the row minus the reference row, per-session values (a session's prefixes averaged, then the "
-        "seeds), paired t-test p-value. max β / min β: the learned importance weights of a test session, "
+        "Δ: the row minus the reference row, in points, with the bootstrap p in brackets (hierarchical "
+        "bootstrap over the paired seeds and the test sessions as clusters, `evaluation/stats.py`; not "
+        "adjusted for the table's several rows). max β / min β: the learned importance weights of a test session, "
         "largest over smallest, averaged over test rows of at least two items and over seeds (1.000 = the "
         "plain session mean; the most any form can reach is e = 2.718, since alpha lies in [0, 1]). "
         f"The `authors` form uses l = d = {args.embedding_size} as their code does; `paper` keeps the yaml's l. "

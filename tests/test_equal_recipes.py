@@ -121,3 +121,47 @@ def test_the_table_states_each_rows_recipe(session_root, tmp_path, monkeypatch):
         assert f"Adam, lr 0.001, wd 0, {gru4rec}, <= 1 epochs, patience 3, best valid MRR@20" in rows["GRU4Rec"]
         assert f"Adam, lr 0.001, wd 1e-05, {sriem}, <= 1 epochs, patience 3, best valid MRR@20" in rows["SRIEM"]
         assert session_based.SCHEDULE_LINES[schedule] in out.read_text()
+
+
+def fake_row(values: list[list[float]], sessions: list[str]) -> dict:
+    """A row as ``train_seeds`` returns it, for the claims: per seed, one MRR@20 and Recall@20
+    value per test row."""
+    return {"per_seed": [{"sessions": sessions, "recall@20": v, "mrr@20": v} for v in values]}
+
+
+def test_claims_compare_sriem_with_rows_of_its_recipe_only_and_with_itself_without_its_schedule():
+    sessions = ["s1", "s1", "s2", "s3"]
+    rows = {"SRIEM": fake_row([[1, 1, 1, 0], [1, 1, 0, 1]], sessions),
+            session_based.SRIEM_CONSTANT: fake_row([[0, 0, 0, 0], [0, 0, 0, 0]], sessions),
+            "SRGNN": fake_row([[1, 1, 1, 0], [1, 1, 0, 1]], sessions),
+            "NARM": fake_row([[0, 0, 0, 0], [0, 0, 0, 0]], sessions)}
+    scheduled = {"learner": "adam", "lr_schedule": "plateau", "lr_decay_rate": 0.1, "lr_plateau_patience": 1,
+                 "epochs": 20, "stopping_step": 3, "valid_metric": "MRR@20"}
+    recipes = {"SRIEM": scheduled, session_based.SRIEM_CONSTANT: {**scheduled, "lr_schedule": "none"},
+               "SRGNN": dict(scheduled), "NARM": {**scheduled, "lr_schedule": "none"}}
+    models = {label: label.split(",")[0] for label in rows}
+    tests = session_based.claims(rows, recipes, models)
+    # NARM trained at another schedule: no claim; the constant-rate SRIEM is the schedule's claim
+    assert {(b, m) for _, b, m in tests} == {(b, m) for b in ("SRGNN", session_based.SRIEM_CONSTANT)
+                                             for m in ("recall@20", "mrr@20")}
+    same = tests[("SRIEM", "SRGNN", "mrr@20")]
+    assert same["diff"] == 0 and same["verdict"] == "not separated"
+    # SRIEM minus the constant rate: 0.75 on both seeds, every session above 0
+    schedule = tests[("SRIEM", session_based.SRIEM_CONSTANT, "mrr@20")]
+    assert schedule["diff"] == pytest.approx(0.75) and schedule["ci_low"] > 0 and schedule["verdict"] == "better"
+    assert schedule["sessions"] == 3
+    assert all(t["p_holm"] >= t["p"] for t in tests.values())
+
+
+def test_the_constant_rate_row_comes_with_the_sriem_schedule_only():
+    assert list(session_based.table_rows(["SRIEM", "SRGNN"], "sriem")) == ["SRIEM", session_based.SRIEM_CONSTANT, "SRGNN"]
+    assert list(session_based.table_rows(["SRIEM", "SRGNN"], "own")) == ["SRIEM", "SRGNN"]
+    assert session_based.table_rows(["SRIEM"], "sriem")[session_based.SRIEM_CONSTANT] == ("SRIEM", {"lr_schedule": "none"})
+
+
+def test_a_cached_seed_is_keyed_by_its_settings_and_code():
+    base = {"epochs": 3, "checkpoint_dir": "/a"}
+    key = common.seed_key("SRGNN", base)
+    assert key == common.seed_key("SRGNN", {**base, "checkpoint_dir": "/b"})
+    assert key != common.seed_key("SRGNN", {**base, "epochs": 4})
+    assert key.endswith(common.code_key("SRGNN"))
