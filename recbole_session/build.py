@@ -40,6 +40,7 @@ from recbole_session.checks import check_config, check_item_count, check_values
 from recbole_session.cli import UsageError, hidden_argv
 from recbole_session.config import Config
 from recbole_session.datafiles import check_dataset, ensure_atomic_files, has_files, wanted_files
+from recbole_session.evaluation.protocols import remember_whole_dataset
 from recbole_session.literals import short
 
 # fewer optimizer steps per epoch than this: warn that the batch is too large for the data
@@ -174,6 +175,8 @@ def build(config: Config, dataset: Any = None, *, trainer: bool = True, convert:
     logger.info(counts_line(config, dataset))
     check_item_count(config, dataset.item_num - 1, "after RecBole's filters")
     train_data, valid_data, test_data = _prepare(config, dataset)
+    # the protocols' candidates come from this dataset, not from a rebuild (evaluation/protocols.py)
+    remember_whole_dataset(dataset, valid_data, test_data)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = lookup.get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)

@@ -16,6 +16,8 @@ from recbole_session.literals import parse_literal
 # exit status of a command stopped by Ctrl+C (as a shell reports SIGINT)
 EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
+# a command that ran and failed at its work (a search whose every trial failed): not bad input
+EXIT_FAILED = 1
 
 
 class UsageError(ValueError):

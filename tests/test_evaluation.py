@@ -277,3 +277,27 @@ def test_session_benchmark_files(tmp_path):
     s5 = history.popular_negatives(10)[dataset.token2id("session_id", "s5")]
     # most popular first (2: 3 times; 1, 4..12 ...: once each), never an item of s5
     assert [int(t) for t in tokens(dataset, "item_id", s5)] == [2, 1, 4, 5, 6, 7, 8, 9, 10, 11]
+
+
+def test_the_build_path_gives_the_protocols_its_dataset_and_nothing_is_rebuilt(tiny_root, tmp_path, monkeypatch):
+    """``build`` records the dataset its loaders came from: the protocols read it (a Ray trial
+    runs in another folder, where a relative data_path names nothing), and score as a rebuild
+    from the config would."""
+    from recbole_session.build import build
+    from recbole_session.evaluation import protocols
+
+    monkeypatch.chdir(tmp_path)
+    config = make_config("SASRec", "tiny", None, {
+        "data_path": str(tiny_root), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "MAX_ITEM_LIST_LENGTH": 20, "hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_heads": 1,
+        "use_gpu": False, "state": "ERROR", "eval_batch_size": 3})
+    built = build(config, trainer=False)
+    for loader in (built.valid_data, built.test_data):
+        assert protocols.whole_dataset_for(loader, config) is built.dataset
+    rebuilt = protocols.create_dataset(config)
+    rebuilt.build()
+    ours = evaluate_protocols(built.model, built.valid_data, config, "full,random100")
+    assert ours == evaluate_protocols(built.model, built.valid_data, config, "full,random100", dataset=rebuilt)
+    # the files are gone: nothing reads them again
+    config["data_path"] = str(tmp_path / "nowhere")
+    assert evaluate_protocols(built.model, built.test_data, config, "random100")

@@ -409,3 +409,57 @@ def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
         err = capsys.readouterr().err
         assert err.startswith("python -m recbole_session.tune: error:") and message in err, (argv, err)
     assert not (tmp_path / "out").exists()
+
+
+# a two-value grid over one key of each model of the package: the search's trials, with every
+# other key at the model's own default (its yaml) but the sizes of EVERY_MODEL_SMALL
+EVERY_MODEL_SPACES = {
+    "SessionBERT4Rec": "hidden_size: {grid: [16, 32]}\n",
+    "SRIEM": "learning_rate: {grid: [0.001, 0.002]}\n",
+    "ASARS": "learning_rate: {grid: [0.1, 0.2]}\n",
+    "VSKNN": "k: {grid: [50, 100]}\n",
+}
+# smaller sizes than the yamls' (d 200 for SRIEM), so that the test is quick: what it checks
+# (the data reaching a trial, the default validation protocol) does not depend on them
+EVERY_MODEL_SMALL = {"SRIEM": ["--embedding_size=16", "--attention_size=8"],
+                     "ASARS": ["--embedding_size=16", "--hidden_size=16"]}
+
+
+def test_every_model_of_the_package_searches_from_a_folder_with_a_relative_data_path(
+        ray_address, atomic_root, tmp_path):
+    """A 2-trial search of each model with its own defaults, run from a folder whose
+    ``atomic_files/`` is the default (relative) ``data_path``, as the README runs it from the
+    repository. A trial runs in its own folder: the dataset must reach it (the validation
+    protocols once rebuilt it from the relative path and every trial failed)."""
+    from recbole_session.lookup import _our_models
+
+    assert set(EVERY_MODEL_SPACES) == set(_our_models())  # a new model joins this test
+    (tmp_path / "atomic_files").symlink_to(atomic_root, target_is_directory=True)
+    for model, text in EVERY_MODEL_SPACES.items():
+        space = tmp_path / f"{model}.yaml"
+        space.write_text(text)
+        out = tmp_path / f"search-{model}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "recbole_session.tune", f"--model={model}", "--dataset=ml-100k",
+             "--space", str(space), "--output", str(out), "--address", ray_address, "--verbose", "0",
+             "--epochs=1", "--state=WARNING", *EVERY_MODEL_SMALL.get(model, [])],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{model}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        rows = _read_csv(out / "results.csv")
+        assert [row["status"] for row in rows] == ["finished", "finished"], (model, [row["error"] for row in rows])
+        assert (out / "best.yaml").is_file()
+
+
+def test_a_search_whose_every_trial_failed_exits_1_naming_the_first_error(ray_address, search_dir, tiny):
+    space = search_dir / "all-bad.yaml"
+    space.write_text("dropout_prob: {grid: [1.5, 2.5]}\n")
+    out = search_dir / "all-bad"
+    proc = subprocess.run(
+        [sys.executable, "-m", "recbole_session.tune", "--model=GRU4Rec", "--dataset=ml-100k", "--space", str(space),
+         "--output", str(out), "--address", ray_address, "--verbose", "0", *[f"--{k}={v}" for k, v in tiny.items()]],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m recbole_session.tune: every trial failed; the first, ")
+    assert "dropout probability has to be between 0 and 1" in last and "error.txt" in last
+    assert not (out / "best.yaml").exists()

@@ -115,9 +115,19 @@ def session_opens(interaction: Interaction, config: Any) -> np.ndarray:
     return np.zeros(n_rows, dtype=bool)
 
 
+def remember_whole_dataset(dataset: Any, *loaders: Any) -> None:
+    """Record ``dataset`` as the whole dataset behind ``loaders`` (what ``data_preparation``
+    split it into): :func:`whole_dataset_for` then returns it instead of rebuilding it from the
+    config. The build path calls this; a rebuild reads the files again, and at a relative
+    ``data_path`` a process in another folder (a Ray trial) would not find them."""
+    for loader in loaders:
+        _REBUILT[loader._dataset] = dataset
+
+
 def whole_dataset_for(eval_data: Any, config: Any) -> Any:
-    """The whole dataset (all splits) behind an eval dataloader, rebuilt from ``config`` the
-    way ``data_preparation`` builds it (cached per eval split)."""
+    """The whole dataset (all splits) behind an eval dataloader: the one
+    :func:`remember_whole_dataset` recorded, else rebuilt from ``config`` the way
+    ``data_preparation`` builds it (cached per eval split)."""
     split = eval_data._dataset
     if split not in _REBUILT:
         dataset = create_dataset(config)
@@ -435,5 +445,6 @@ __all__ = [
     "score_rows",
     "session_opens",
     "slice_means",
+    "remember_whole_dataset",
     "whole_dataset_for",
 ]

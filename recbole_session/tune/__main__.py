@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import sys
 
-from recbole_session.cli import EXIT_INTERRUPTED, ArgumentParser, UsageError, fail, parse_overrides
+from recbole_session.cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    ArgumentParser,
+    UsageError,
+    fail,
+    parse_overrides,
+)
+from recbole_session.tune.report import ERROR
 from recbole_session.tune.search import tune_model
 from recbole_session.tune.settings import (
     ASHA_GRACE_PERIOD,
@@ -89,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     if result.interrupted:
         print(f"the search was interrupted: continue it with {PROG} --resume --output {result.output}")
         return EXIT_INTERRUPTED
+    failed = [row for row in result.rows if row["status"] == ERROR]
+    if result.best is None and failed and len(failed) == len(result.rows):
+        first = min(failed, key=lambda row: row["trial"])
+        print(f"{PROG}: every trial failed; the first, {first['trial']}: {first['error']} "
+              f"(traceback: {first['trial_dir'] or result.output}/error.txt)", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

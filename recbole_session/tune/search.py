@@ -462,6 +462,9 @@ def tune_model(
             reduction_factor, keep_checkpoints,
         ))
     config = _check_settings(settings, space_obj)
+    if not resume and not settings.overrides.get("data_path"):
+        # the default's or a config file's folder, relative to here: a trial runs in its own folder
+        settings.overrides = {**settings.overrides, "data_path": _absolute(str(Path(config["data_path"]).parent))}
     import ray
 
     start_local = not address and not ray.is_initialized()
