@@ -3,9 +3,9 @@
 Any other ``--key=value`` overrides a RecBole config key, e.g. ``--epochs=1``.
 """
 
-import sys
 
+from recbole_session.cli import exit_with
 from recbole_session.command import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

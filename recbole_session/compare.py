@@ -16,13 +16,12 @@ the same candidates (fingerprints).
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from recbole_session.cli import ArgumentParser, UsageError, fail
+from recbole_session.cli import ArgumentParser, UsageError, exit_with, fail
 from recbole_session.evaluation.results import load_results
 from recbole_session.evaluation.stats import RESAMPLES, holm, paired_difference
 
@@ -201,4 +200,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -25,7 +25,7 @@ from typing import Any
 
 from recbole_session.build import Built, count_parameters, from_checkpoint
 from recbole_session.checkpoint import CheckpointError
-from recbole_session.cli import EXIT_INTERRUPTED, ArgumentParser, UsageError, fail
+from recbole_session.cli import EXIT_INTERRUPTED, ArgumentParser, UsageError, exit_with, fail
 from recbole_session.evaluation import evaluate_protocols_detailed, parse_protocols
 from recbole_session.evaluation.candidates import MAX_NEGATIVES_SEED
 from recbole_session.evaluation.results import save_run_results
@@ -152,4 +152,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -49,7 +49,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import ModelType
 
 from recbole_session.build import from_checkpoint
-from recbole_session.cli import ArgumentParser, UsageError, fail
+from recbole_session.cli import ArgumentParser, UsageError, exit_with, fail
 from recbole_session.files import atomic_path, check_output, os_reason, write_error
 from recbole_session.literals import SHORT_REPR, short
 
@@ -887,4 +887,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from recbole_session.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, exit_with
 from recbole_session.convert.download import MAX_UNPACK_RATIO
 from recbole_session.convert.errors import ConvertError
 from recbole_session.convert.params import preset_names
@@ -53,7 +54,7 @@ THRESHOLDS = [
     ("--weight", "weight", str, "keep this numeric column (e.g. a rating) as the float field weight"),
 ]
 CHOICES = {"short_sessions": ["drop_user", "drop_session"], "time_unit": ["s", "ms", "us"]}
-INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+INTERRUPTED = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
 class Parser(argparse.ArgumentParser):
@@ -148,4 +149,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -1,5 +1,5 @@
-import sys
 
+from recbole_session.cli import exit_with
 from recbole_session.reproduce import main
 
-sys.exit(main())
+exit_with(main())

@@ -13,6 +13,7 @@ from recbole_session.cli import (
     EXIT_INTERRUPTED,
     ArgumentParser,
     UsageError,
+    exit_with,
     fail,
     parse_overrides,
 )
@@ -107,4 +108,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())
