@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole_session.build import create_dataset, make_config
-from recbole_session.checks import search_keys
+from recbole_session.checks import check_folder, search_keys
 from recbole_session.cli import UsageError, suggestion
 from recbole_session.datafiles import ensure_atomic_files
 from recbole_session.files import write_atomic
@@ -290,23 +290,6 @@ def _sign(output: Path) -> None:
         print(f"cannot sign {output} for --resume ({text}): --resume will refuse it", file=sys.stderr)
 
 
-def _check_output(output: Path) -> None:
-    """The output folder must be a folder this process can write, or creatable in one: found
-    out before anything is loaded, not at the first write."""
-    try:
-        if output.exists() and not output.is_dir():
-            raise UsageError(f"{output}: --output is a file, not a folder (choose another --output)")
-        existing = output
-        while not existing.exists():  # the nearest folder that exists: mkdir creates the rest
-            existing = existing.parent
-    except OSError as err:  # a name longer than the file system allows
-        raise UsageError(f"{short(str(output))}: cannot use it as --output: {err.strerror}") from None
-    if not existing.is_dir():
-        raise UsageError(f"{existing}: is a file, so --output {output} cannot be created there")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{existing}: cannot write there: permission denied (choose a writable --output)")
-
-
 def _check_address(address: str) -> None:
     """``auto``, ``host:port`` or ``ray://host:port``, and something listens there: found out
     before anything is read (ray.init prints dozens of lines and raises after retrying)."""
@@ -428,7 +411,7 @@ def tune_model(
         _check_address(address)
     output = Path(output).expanduser().resolve()
     experiment = output / RAY_STATE / EXPERIMENT
-    _check_output(output)
+    check_folder(output, "--output")
     if resume:
         if not (output / SETTINGS_FILE).is_file():
             raise UsageError(f"nothing to resume in {output}: no {SETTINGS_FILE} (start the search without --resume)")
