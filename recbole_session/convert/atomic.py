@@ -30,8 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from recbole_session.convert.errors import ConvertError
-from recbole_session.convert.readers import os_reason
-from recbole_session.files import FULL_DISK_ERRNOS
+from recbole_session.files import FULL_DISK_ERRNOS, os_reason
 
 # RecBole atomic header types per column of a session-aware `.inter` file
 SESSION_AWARE_FIELDS = {

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recbole_session.convert.errors import ConvertError
-from recbole_session.convert.readers import os_reason
+from recbole_session.files import os_reason
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1

@@ -25,7 +25,7 @@ from recbole_session.convert.errors import ConvertError, input_error, option_err
 from recbole_session.convert.manifest import manifest_name, plan, write_manifest
 from recbole_session.convert.params import merged_params
 from recbole_session.convert.raw import find_raw, input_identity
-from recbole_session.convert.readers import Events, os_reason
+from recbole_session.convert.readers import Events
 from recbole_session.convert.registry import (
     OPTIONS,
     SESSION_AWARE,
@@ -42,6 +42,7 @@ from recbole_session.convert.stats import (
     funnel_warning,
     session_aware_stats,
 )
+from recbole_session.files import os_reason
 from recbole_session.paths import properties_dir
 
 DEFAULT_OUT = "atomic_files"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import errno
 import gzip
 import math
 import zlib
@@ -31,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recbole_session.convert.errors import ConvertError, input_error, option_error
+from recbole_session.files import os_reason
 from recbole_session.literals import short
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -109,14 +109,6 @@ def check_file(path: Path) -> None:
         raise
     except OSError as err:
         raise input_error(path, f"cannot read the file: {os_reason(err)}") from None
-
-
-def os_reason(err: OSError) -> str:
-    """An OSError in a few words, lower case (``permission denied``, ``no space left on device``)."""
-    reason = err.strerror or str(err)
-    if err.errno == errno.EACCES:
-        reason = "permission denied"
-    return reason[:1].lower() + reason[1:]
 
 
 def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
