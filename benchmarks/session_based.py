@@ -9,7 +9,7 @@ session is a target. SRIEM is compared with each row of the same recipe by a hie
 bootstrap over the paired seeds and the test sessions as clusters (``evaluation/stats.py``):
 the difference, its 95 % interval, p, and p adjusted by Holm over the table's claims; the
 verdict follows the interval. The table goes to
-``benchmarks/results/session_based_<dataset>[_<schedule>].md``, its narrative to
+``benchmarks/results/session_based_<dataset>[_<schedule>].md`` (and ``.json``), its narrative to
 ``docs/benchmarks.md``; the last line printed is one JSON object.
 
     python -m recbole_session.convert yoochoose-sample --raw RAW_DIR --out DIR
@@ -286,6 +286,8 @@ def main(argv=None) -> int:
         summary.update({f"{key}_diff": round(test["diff"], 4), f"{key}_ci_low": round(test["ci_low"], 4),
                         f"{key}_ci_high": round(test["ci_high"], 4), f"{key}_p": float(f"{test['p']:.3g}"),
                         f"{key}_p_holm": float(f"{test['p_holm']:.3g}"), f"{key}_verdict": test["verdict"]})
+    # the table's numbers as data, next to it (the same object as the last line printed)
+    common.write_atomic(out.with_suffix(".json"), json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary))
     return 0
 
