@@ -252,11 +252,12 @@ def markdown(rows: dict, tests: dict, args, dataset: str, stats, recipes: dict, 
 def main(argv=None) -> int:
     args = parse_args(argv)
     rows, recipes = {}, {}
-    models = {label: model for label, (model, _) in table_rows(args.models, args.lr_schedule).items()}
+    specs = table_rows(args.models, args.lr_schedule)
+    models = {label: model for label, (model, _) in specs.items()}
     started = time.perf_counter()
     with common.session_data(args) as (dataset, data_path, stats, workdir):
         config = row_config(common.protocol(args, dataset, data_path, workdir), args.lr_schedule)
-        for label, (model, overrides) in table_rows(args.models, args.lr_schedule).items():
+        for label, (model, overrides) in specs.items():
             row_settings = {**config, **overrides}
             recipes[label] = recipe(model, dataset, row_settings)
             rows[label] = common.train_seeds(model, dataset, row_settings, args.seeds, label, args.cache)
@@ -267,14 +268,15 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else common.RESULTS / f"session_based_{dataset}{suffix}.md"
     table = markdown(rows, tests, args, dataset, stats, recipes, models)
     common.write_outputs(out, table, f"session_based{suffix}")
-    first = next(iter(rows.values()))["per_seed"][0]["sessions"]
+    first = next(iter(rows.values()))
+    tested = first["per_seed"][0]["sessions"]
     summary = {"dataset": dataset, "split": "session-based: every prefix of a test session",
-               "targets": len(first), "sessions": len(set(first)), "seeds": args.seeds,
+               "targets": len(tested), "sessions": len(set(tested)), "seeds": args.seeds,
                "batch_size": args.batch_size, "embedding_size": args.embedding_size, "epochs": args.epochs,
                "stopping_step": args.stopping_step, "lr_schedule": args.lr_schedule, "recipes": recipes,
                "wall_minutes": round((time.perf_counter() - started) / 60, 1),
                "cpu_minutes": round(sum(row["cpu_seconds"] for row in rows.values()) / 60, 1),
-               "environment": next(iter(rows.values()))["environment"]}
+               "environment": first["environment"]}
     for label, row in rows.items():
         for metric in CLAIM_METRICS:
             key = f"{slug(label)}_{metric.replace('@', '')}"

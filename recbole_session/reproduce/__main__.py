@@ -1,4 +1,3 @@
-
 from recbole_session.cli import exit_with
 from recbole_session.reproduce import main
 

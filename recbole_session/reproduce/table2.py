@@ -276,14 +276,15 @@ def write_outputs(out: Path, dataset: str, payload: dict[str, Any], command: str
     """``table2_<dataset>.md`` and ``.json`` in ``out`` (atomic writes)."""
     rows, facts, recipe = payload["rows"], payload["facts"], payload["recipe"]
     claim = payload["claims"]
+    # files written before targets were counted have one target per test user
+    targets = payload["summary"].get("test_targets", payload["summary"].get("test_users", "?"))
     lines = [
         f"# Table 2 on {dataset}", "",
         f"Measured {datetime.date.today().isoformat()} by `{command}`: {payload['minutes']:.1f} min "
         f"wall on {payload['machine']}{cost_note(payload)}.", "",
         f"- Data: {facts['users']} users, {facts['items']} items, {facts['interactions']} interactions; "
-        f"{payload['summary'].get('test_users', '?')} test users, "
-        f"{payload['summary'].get('test_targets', payload['summary'].get('test_users', '?'))} test targets (one hit "
-        f"moves R@10 by {1 / max(1, payload['summary'].get('test_targets', payload['summary'].get('test_users', 1))):.4f}), "
+        f"{payload['summary'].get('test_users', '?')} test users, {targets} test targets (one hit "
+        f"moves R@10 by {1 / max(1, targets if isinstance(targets, int) else 1):.4f}), "
         f"{payload['summary'].get('new_session_users', 0)} of whose test targets open a new session.",
         f"- Sizes: hidden {facts['hidden_size']}, {facts['n_layers']} layers, {facts['n_heads']} heads, "
         f"max length {facts['MAX_ITEM_LIST_LENGTH']}; SessionBERT4Rec: {facts['train_regime']} regime, "
