@@ -26,6 +26,7 @@ then one the dataset has never used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -36,7 +37,7 @@ import stat
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,18 @@ from recbole_session.literals import SHORT_REPR, short
 
 # the default request time: one second after the user's last known event (the current session)
 DEFAULT_AT = "+1"
+# the column that stands for the events' times in a dataset without a time field (session-based
+# benchmark files): their order
+ORDER = "__order__"
+# the names of the user tables (nn.Embedding over users) a model may have: ASARS', Caser's,
+# HGN's, HRM's, SHAN's, NPE's ``user_embedding`` and FPMC's ``UI_emb``
+USER_TABLES = ("user", "UI_emb")
 EVENT_COLUMNS = ("user", "item", "time")
 REQUEST_COLUMNS = ("user", "time")
 USER_TYPES = (str, int, np.integer)  # an original user id, as text or as a number
 OUTPUT_COLUMNS = ["user", "rank", "item", "score"]
+# the 0/1 columns of an answer: how it was made
+FLAGS = ("new_session", "popular", "new_user", "mean_user")
 # the largest --requests / --events file read (about 8 million requests of "user,+SECONDS"): a
 # bigger batch is several runs, and a file of gigabytes is refused before it is read
 MAX_INPUT_BYTES = 100 * 2**20
@@ -140,7 +149,7 @@ class Fields:
 
     user: str
     item: str
-    time: str
+    time: str | None  # None: session-based benchmark files (no times)
     session: str | None
     dwell: str | None
     length: str
@@ -154,35 +163,55 @@ class Fields:
         events = tuple(f for f in dataset.inter_feat.columns if f + suffix in names)
         session = config["SESSION_ID_FIELD"] if config["SESSION_ID_FIELD"] in events else None
         dwell = config["DWELL_FIELD"] if config["DWELL_FIELD"] in events else None
-        return cls(dataset.uid_field, dataset.iid_field, dataset.time_field, session, dwell,
+        time = dataset.time_field if dataset.time_field in names else None  # benchmark files may have none
+        return cls(dataset.uid_field, dataset.iid_field, time, session, dwell,
                    config["ITEM_LIST_LENGTH_FIELD"], suffix, events)
 
 
 class History:
-    """Every known event of every user in time order: one flat array per event field, users'
-    events contiguous (``offsets``), and the newest ``max_len`` events of each user as RecBole's
-    right-padded ``<field>_list`` tensors, so that a batch of requests is one gather."""
+    """Every known event of every user (or request slot) in time order: one flat array per event
+    field, a user's events contiguous (``offsets``), and the newest ``max_len`` events of each as
+    RecBole's right-padded ``<field>_list`` tensors, so that a batch of requests is one gather.
+
+    ``model_user`` is the user id the model is given for each row (the user itself for the
+    dataset's history; for a request slot the known user it continues, or 0, RecBole's padding
+    user, for a user the data never had: ``guest``). Without a time field (session-based
+    benchmark files) the events' order stands for their times (:data:`ORDER`)."""
 
     def __init__(self, fields: Fields, users: np.ndarray, columns: dict[str, np.ndarray],
-                 n_users: int, max_len: int, next_session: int, rule: SessionRule):
+                 n_users: int, max_len: int, next_session: int, rule: SessionRule,
+                 model_user: np.ndarray | None = None, guest: np.ndarray | None = None):
         self.fields, self.users, self.columns = fields, users, columns
         self.n_users, self.max_len, self.next_session, self.rule = n_users, max_len, next_session, rule
+        self.model_user = np.arange(n_users) if model_user is None else model_user
+        self.guest = np.zeros(n_users, bool) if guest is None else guest
         self.offsets = np.searchsorted(users, np.arange(n_users + 1))
         self.counts = np.diff(self.offsets)
         last = np.maximum(self.offsets[1:] - 1, 0)
-        self.time_dtype = columns[fields.time].dtype
-        self.last_time = columns[fields.time][last].astype(np.float64)
-        self.last_session = columns[fields.session][last] if fields.session else None
+        self.time_key = fields.time or ORDER
+        self.time_dtype = columns[self.time_key].dtype
+        self.last_time = columns[self.time_key][last].astype(np.float64) if len(users) else np.zeros(n_users)
+        self.last_session = columns[fields.session][last] if fields.session and len(users) else None
         start = np.maximum(self.offsets[:-1], self.offsets[1:] - max_len)
         self.length = torch.from_numpy(self.offsets[1:] - start)
         index = start[:, None] + np.arange(max_len)
         valid = np.arange(max_len) < self.length.numpy()[:, None]
         index = np.where(valid, index, 0)
         self.lists = {}
-        for name, column in columns.items():
-            values = column[index] if len(column) else np.zeros(index.shape, column.dtype)
+        for name in fields.events:
+            column = columns[name]
+            values = column[index] if len(column) else np.zeros(index.shape + column.shape[1:], column.dtype)
             shape = valid.shape + (1,) * (values.ndim - 2)
             self.lists[name] = torch.from_numpy(np.where(valid.reshape(shape), values, 0))
+
+    @classmethod
+    def empty(cls, fields: Fields, dataset, max_len: int, rule: SessionRule) -> History:
+        """No known user: the base of a session-based dataset, whose rows are examples, not
+        events; every request brings its session's items."""
+        columns = {name: np.zeros((0,) + dataset.inter_feat[name].numpy().shape[1:],
+                                  dtype=dataset.inter_feat[name].numpy().dtype) for name in fields.events}
+        columns.setdefault(fields.time or ORDER, np.zeros(0, np.float64))
+        return cls(fields, np.zeros(0, np.int64), columns, 0, max_len, 0, rule)
 
     @classmethod
     def from_dataset(cls, config, dataset, fields: Fields, rule: SessionRule, holdout: int = 0) -> History:
@@ -237,43 +266,54 @@ class History:
         return f"is beyond the dataset's times ({self.time_dtype}, at most {np.finfo(self.time_dtype).max:.3g})"
 
     def known(self, user: np.ndarray) -> np.ndarray:
+        if not self.n_users:
+            return np.zeros(np.shape(user), bool)
         return (user >= 0) & (user < self.n_users) & (self.counts[np.clip(user, 0, self.n_users - 1)] > 0)
 
-    def with_events(self, user: np.ndarray, item: np.ndarray, time: np.ndarray, where: list[str]) -> History:
-        """A copy with fresh events (internal ids, dataset times, each at or after its user's last
-        known event) appended: each continues its user's session or opens a new one by the
-        session rule, and the dwell of the event before it becomes the gap when the session goes on
-        (the converter's dwell: seconds to the next event of the same session, 0 for the last)."""
-        f = self.fields
+    def slots(self, base: np.ndarray, slot: np.ndarray, item: np.ndarray, time: np.ndarray,
+              where: list[str]) -> History:
+        """A history of ``len(base)`` request slots: slot ``s`` holds the known events of user
+        ``base[s]`` (none when -1: a user the data never had, or an anonymous session), then its
+        fresh events (``slot``, ``item``: internal ids, ``time``: dataset times, each at or
+        after the slot's last known event). Each fresh event continues its session or opens a new
+        one by the session rule (a slot's first event always opens one), and the dwell of the
+        event before it becomes the gap when the session goes on (the converter's dwell: seconds
+        to the next event of the same session, 0 for the last). The dataset's history is left as
+        it is: requests with events of their own do not see each other's."""
+        f, n_slots = self.fields, len(base)
         time = self.stored(time)
         for i in np.nonzero(~np.isfinite(time))[0][:1]:
             raise RecommendError(f"{where[i]}: time {self.too_far}")
-        order = np.lexsort((time, user))
-        user, item, time = user[order], item[order], time[order]
+        order = np.lexsort((time, slot))
+        slot, item, time = slot[order], item[order], time[order]
         where = [where[i] for i in order]
-        for i in range(len(user)):
-            if time[i] < self.last_time[user[i]]:
-                raise RecommendError(
-                    f"{where[i]}: time is before the user's last known event; fresh events come after it"
-                )
-        n_old = len(self.users)
-        users = np.concatenate([self.users, user])
-        fresh = np.r_[np.zeros(n_old, bool), np.ones(len(user), bool)]
+        known = base >= 0
+        safe = np.where(known, base, 0) if self.n_users else None  # None: no known user at all
+        last = np.where(known, self.last_time[safe], -np.inf) if self.n_users else np.full(n_slots, -np.inf)
+        for i in np.nonzero(time < last[slot])[0][:1]:
+            raise RecommendError(f"{where[i]}: time is before the user's last known event; fresh events come after it")
+        old = np.where(known, self.counts[safe], 0) if self.n_users else np.zeros(n_slots, np.int64)
+        total = old + np.bincount(slot, minlength=n_slots)
+        start = np.r_[0, np.cumsum(total)[:-1]]
+        users = np.repeat(np.arange(n_slots), total)
+        # the known events' rows in the dataset's arrays and in the slots', then the fresh ones'
+        source = np.repeat(self.offsets[:-1][safe] if self.n_users else old, old)
+        source = source + np.arange(old.sum()) - np.repeat(np.r_[0, np.cumsum(old)[:-1]], old)
+        target = np.repeat(start, old) + np.arange(old.sum()) - np.repeat(np.r_[0, np.cumsum(old)[:-1]], old)
+        fresh = start[slot] + old[slot] + _rank_in_group(slot)
         columns = {}
         for name, column in self.columns.items():
-            new = np.zeros((len(user),) + column.shape[1:], dtype=column.dtype)
+            new = np.zeros((len(users),) + column.shape[1:], dtype=column.dtype)
+            new[target] = column[source]
             if name == f.item:
-                new[:] = item
-            elif name == f.time:
-                new[:] = time
-            columns[name] = np.concatenate([column, new])
-        order = np.argsort(users, kind="stable")  # old events first, fresh ones in time order
-        users, fresh = users[order], fresh[order]
-        columns = {k: v[order] for k, v in columns.items()}
-        times = columns[f.time].astype(np.float64)
+                new[fresh] = item
+            elif name == self.time_key:
+                new[fresh] = time
+            columns[name] = new
+        times = columns[self.time_key].astype(np.float64)
         next_session = self.next_session
-        for at in np.nonzero(fresh)[0]:
-            opens = bool(self.rule.opens(times[at] - times[at - 1]))
+        for at in fresh:
+            opens = at == start[users[at]] or bool(self.rule.opens(times[at] - times[at - 1]))
             if f.session:
                 if opens:
                     columns[f.session][at] = next_session
@@ -282,7 +322,8 @@ class History:
                     columns[f.session][at] = columns[f.session][at - 1]
             if f.dwell and not opens:
                 columns[f.dwell][at - 1] = times[at] - times[at - 1]
-        return History(f, users, columns, self.n_users, self.max_len, next_session, self.rule)
+        return History(f, users, columns, n_slots, self.max_len, next_session, self.rule,
+                       model_user=np.where(known, base, 0), guest=~known)
 
     def seen(self, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, item) of every known event of each user of a batch."""
@@ -290,6 +331,11 @@ class History:
         rows = np.repeat(np.arange(len(user)), counts)
         starts = np.repeat(self.offsets[user] - np.r_[0, np.cumsum(counts)[:-1]], counts)
         return rows, self.columns[self.fields.item][starts + np.arange(len(rows))]
+
+
+def _rank_in_group(groups: np.ndarray) -> np.ndarray:
+    """For sorted group labels: 0 for each group's first element, 1 for the next, ..."""
+    return np.arange(len(groups)) - np.searchsorted(groups, groups, side="left")
 
 
 def _rank_from_end(users: np.ndarray) -> np.ndarray:
@@ -386,7 +432,7 @@ class Requests:
 
 @dataclass(frozen=True)
 class Event:
-    user: str
+    user: str | None  # None: an anonymous session's event
     item: str
     time: float
     where: str
@@ -538,6 +584,38 @@ def has_repeats(users: np.ndarray, items: np.ndarray, n_items: int) -> bool:
     return len(np.unique(users.astype(np.int64) * n_items + items)) < len(items)
 
 
+@dataclass
+class Request:
+    """One request of :meth:`Recommender.answer`, with its own fresh events: ``user`` (an original
+    id; None: an anonymous session, which then needs events), ``at``, ``events`` (this request's
+    alone), ``k`` and ``exclude_seen`` (None: the dataset's default); ``where`` names it in
+    messages."""
+
+    user: str | None = None
+    at: At = At(float(DEFAULT_AT), True)
+    events: list[Event] = field(default_factory=list)
+    k: int = 10
+    exclude_seen: bool | None = None
+    where: str = "request"
+
+
+@dataclass
+class Scored:
+    """The answers to n requests, as arrays: ``items`` / ``scores`` (n, k; -inf past a request's
+    own k), the request's absolute ``time`` (NaN when unknown), and per request whether it opened a
+    ``new_session``, was answered with the ``popular`` items (no usable event), came from a
+    ``new_user`` (a named user the data never had, scored from the request's events) and was
+    scored with the ``mean_user`` (the model's user table has no row for it)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    time: np.ndarray
+    new_session: np.ndarray
+    popular: np.ndarray
+    new_user: np.ndarray
+    mean_user: np.ndarray
+
+
 class Recommender:
     """Top-k items for requests (user, time) from a trained sequential model.
 
@@ -545,6 +623,11 @@ class Recommender:
     RecBole's sequential ones); ``Recommender(config, model, dataset)`` wraps a model in hand
     (``dataset``: the whole dataset given to ``data_preparation``). The dataset is read once;
     ``holdout=n`` leaves out each user's newest n events (1: the test loader's history).
+
+    A user the data never had is scored from the request's events (a sequence model needs no user
+    id); a model with a user table (ASARS) gets the mean of its trained users for them. On a
+    session-based dataset (benchmark files: rows are examples, not a user's events) every request
+    is an anonymous session: its items (and, where the data has them, times).
     """
 
     def __init__(self, config: Config, model: torch.nn.Module, dataset: Dataset, holdout: int = 0):
@@ -561,15 +644,28 @@ class Recommender:
         self.fields = Fields.of(config, dataset)
         self.time_axis = TimeAxis.of(config)
         self.rule = SessionRule.of(config)
-        self.history = History.from_dataset(config, dataset, self.fields, self.rule, holdout)
+        self.session_based = bool(config["benchmark_filename"])
+        if self.session_based:
+            self.history = History.empty(self.fields, dataset, config["MAX_ITEM_LIST_LENGTH"], self.rule)
+        else:
+            self.history = History.from_dataset(config, dataset, self.fields, self.rule, holdout)
         self.user_tokens = np.asarray(dataset.field2id_token[self.fields.user])
         self.user_ids = dict(dataset.field2token_id[self.fields.user])
         self._user_index = pd.Index(self.user_tokens)  # vectorised token -> internal id
         self.item_tokens = np.asarray(dataset.field2id_token[self.fields.item])
         self.item_ids = dict(dataset.field2token_id[self.fields.item])
-        item, user = self.history.columns[self.fields.item], self.history.users
         self.n_items = dataset.item_num
-        self.has_repeats = has_repeats(user, item, self.n_items)
+        self.user_tables = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Embedding)
+                            and m.num_embeddings == dataset.user_num and _is_user_table(name)]
+        if self.session_based:
+            # a session's items: its longest prefix row and that row's target (rows repeat prefixes)
+            feat = dataset.inter_feat
+            lists, targets = feat[self.fields.item + self.fields.suffix].numpy(), feat[self.fields.item].numpy()
+            self.has_repeats = bool((lists == targets[:, None]).any())
+            item = targets
+        else:
+            item = self.history.columns[self.fields.item]
+            self.has_repeats = has_repeats(self.history.users, item, self.n_items)
         popularity = np.bincount(item, minlength=self.n_items).astype(np.float64)
         popularity[0] = -np.inf
         self.popular = np.argsort(-popularity, kind="stable")
@@ -608,109 +704,232 @@ class Recommender:
         return bool(self.history.known(np.array([internal]))[0])
 
     # ----------------------------------------------------------------------- API
-    def recommend(self, user: Any, at: Any = None, k: int = 10, events: Any = None,
+    def recommend(self, user: Any = None, at: Any = None, k: int = 10, events: Any = None,
                   exclude_seen: bool | None = None) -> list[tuple[str, float]]:
         """The top ``k`` ``(item, score)`` for ``user`` (an original id) at ``at`` (absolute in
         the raw data's unit, ``"+SECONDS"`` after the last known event, default ``"+1"``), after
-        the optional fresh ``events`` (``[(item, time), ...]``, a DataFrame or a CSV path)."""
-        _expect("Recommender.recommend", "user", user, USER_TYPES, "an original user id (str or int)")
+        the optional fresh ``events`` (``[(item, time), ...]``, a DataFrame or a CSV path). A user
+        the data never had is scored from ``events``; ``user=None`` is an anonymous session:
+        ``events`` are its items, ``[(item, time), ...]`` (or ``[item, ...]`` on a session-based
+        dataset, which has no times)."""
+        if user is not None:
+            _expect("Recommender.recommend", "user", user, USER_TYPES, "an original user id (str or int) or None")
         _expect("Recommender.recommend", "at", at, (str, int, float, np.integer, np.floating, type(None)),
                 "a time: a number, '+SECONDS' or None")
-        user = str(user)
-        if not self.known_user(user):
-            raise RecommendError(f"unknown user {short(user)}: not in dataset '{self.config['dataset']}'")
-        frame = self.recommend_many([(user, at)], k=k, events=_as_events(events, user), exclude_seen=exclude_seen)
-        return list(zip(frame["item"], frame["score"].astype(float)))
+        user = None if user is None else str(user)
+        if self.session_based and user is not None:
+            raise RecommendError(self._no_users(f"user {short(user)}"))
+        fresh = self.session_events(events, "events") if user is None else _as_events(events, user)
+        if not fresh and (user is None or not self.known_user(user)):
+            what = "an anonymous session needs its events" if user is None else \
+                f"unknown user {short(user)}: not in dataset '{self.config['dataset']}'; give its events"
+            raise RecommendError(f"{what} (events=[(item, time), ...])")
+        request = Request(user, At.parse(at), fresh, k, exclude_seen, "request")
+        (answer,) = self.answer([request], stacklevel=3)
+        return answer["items"]
+
+    def answer(self, requests: list[Request], batch_size: int | None = None, stacklevel: int = 2) -> list[dict]:
+        """Answer requests that each bring their own events (the service's form): one dict per
+        request with ``user``, ``items`` (``[(item, score), ...]``), ``time``, ``new_session``,
+        ``popular``, ``new_user`` and ``mean_user``. A request's events reach only that request."""
+        for r in requests:
+            if not isinstance(r, Request):
+                raise RecommendError(f"Recommender.answer expects Request objects, got {short(r)}")
+            _positive_k(r.k)
+            if r.exclude_seen is not None:
+                _expect("Recommender.recommend", "exclude_seen", r.exclude_seen, (bool, np.bool_), "True, False or None")
+        users = [r.user for r in requests]
+        value = np.array([r.at.value for r in requests], dtype=np.float64)
+        relative = np.array([r.at.relative for r in requests], dtype=bool)
+        with_events = [i for i, r in enumerate(requests) if r.events]
+        events = [(slot, e) for slot, i in enumerate(with_events) for e in requests[i].events]
+        slot_of = np.full(len(requests), -1)
+        slot_of[with_events] = np.arange(len(with_events))
+        slots, usable = self._slots([users[i] for i in with_events], events, stacklevel + 1)
+        slot_of[with_events] = np.where(usable, slot_of[with_events], -1)
+        ks = np.array([r.k for r in requests], dtype=np.int64)
+        exclude = np.array([self.exclude_seen_default if r.exclude_seen is None else bool(r.exclude_seen)
+                            for r in requests], dtype=bool)
+        scored = self._score(Requests(users, value, relative, [r.where for r in requests]), slot_of, slots,
+                             ks, exclude, batch_size, stacklevel + 1)
+        out = []
+        for i, user in enumerate(users):
+            ok = np.isfinite(scored.scores[i])
+            out.append({
+                "user": user,
+                "items": list(zip(self.item_tokens[scored.items[i][ok]].tolist(), scored.scores[i][ok].tolist())),
+                "time": None if not math.isfinite(scored.time[i]) else float(scored.time[i]),
+                "new_session": bool(scored.new_session[i]), "popular": bool(scored.popular[i]),
+                "new_user": bool(scored.new_user[i]), "mean_user": bool(scored.mean_user[i]),
+            })
+        return out
 
     def recommend_many(self, requests: Any, k: int = 10, events: Any = None,
                        exclude_seen: bool | None = None, batch_size: int | None = None) -> pd.DataFrame:
         """Answer many requests in batches on the model's device. ``requests``: a DataFrame with
-        ``user`` (and ``time``), or an iterable of users or ``(user, time)`` pairs. Returns one row
-        per recommended item: ``user, rank, item, score, time`` (the request's absolute time),
-        ``new_session`` (the request opened one), ``popular`` (unknown user: the most popular
-        items, score = their number of events)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise RecommendError(f"k (--topk) must be a positive integer, got {short(k)}")
+        ``user`` (and ``time``), or an iterable of users or ``(user, time)`` pairs; ``events``
+        (every user's fresh events) apply to all requests of their user, and make a user the data
+        never had known. Returns one row per recommended item: ``user, rank, item, score, time``
+        (the request's absolute time), ``new_session`` (the request opened one), ``popular`` (no
+        usable event: the most popular items, score = their number of events), ``new_user`` (a
+        user the data never had, scored from its events) and ``mean_user`` (scored with the mean
+        of the model's user table)."""
+        _positive_k(k)
         if exclude_seen is not None:
             _expect("Recommender.recommend_many", "exclude_seen", exclude_seen, (bool, np.bool_), "True, False or None")
         if batch_size is not None:
             _count("Recommender.recommend_many", "batch_size", batch_size, minimum=1)
         requests = Requests.of(requests)
-        history = self._with_events(_as_events(events) if not _is_event_list(events) else events)
+        if self.session_based and len(requests):
+            raise RecommendError(self._no_users(requests.where(0)))
+        events = _as_events(events) if not _is_event_list(events) else events
+        owners = list(dict.fromkeys(e.user for e in events))
+        slot = {user: s for s, user in enumerate(owners)}
+        slots, usable = self._slots(owners, [(slot[e.user], e) for e in events], stacklevel=3)
+        slot_of = np.array([slot[u] if u in slot and usable[slot[u]] else -1 for u in requests.users], dtype=np.int64)
         exclude = self.exclude_seen_default if exclude_seen is None else bool(exclude_seen)
-        batch_size = int(batch_size or self.config["eval_batch_size"])
-        k = min(int(k), self.n_items - 1)
-
-        n = len(requests)
-        user = self._user_index.get_indexer(requests.users).astype(np.int64)  # -1: unknown
-        known = history.known(user)
-        value, relative = requests.value, requests.relative
-        safe_user = np.where(known, user, 0)
-        last = history.last_time[safe_user]
-        absolute = np.where(relative, self.time_axis.origin + last + value, value)
-        time = history.stored(np.where(relative, last + value, value - self.time_axis.origin))
-        absolute[~known & relative] = np.nan
-        for i in np.nonzero(known & ~np.isfinite(time))[0][:1]:
-            raise RecommendError(f"{requests.where(i)}: time {_format_time(absolute[i])} {history.too_far}")
-        early = np.nonzero(known & (time < last))[0]
-        if len(early):
-            i = early[0]
-            raise RecommendError(
-                f"{requests.where(i)}: time {_format_time(absolute[i])} is before the last known event "
-                f"of user {short(requests.users[i])} ({_format_time(self.time_axis.absolute(last[i]))})"
-            )
-        opens = known & self.rule.opens(time - last)
-
-        items = np.zeros((n, k), dtype=np.int64)
-        scores = np.full((n, k), -np.inf)
-        for i in np.nonzero(~known)[0]:
-            warnings.warn(f"{requests.where(i)}: unknown user {short(requests.users[i])}: the {k} most popular "
-                          "items (popular=1)", RecommendWarning, stacklevel=2)
-        items[~known] = self.popular[:k]
-        scores[~known] = self.popularity[self.popular[:k]]
-        rows = np.nonzero(known)[0]
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
-            top_scores, top_items = self._top(history, user[batch], time[batch], opens[batch], k, exclude)
-            items[batch], scores[batch] = top_items, top_scores
-
-        valid = np.isfinite(scores)
+        scored = self._score(requests, slot_of, slots, np.full(len(requests), int(k)),
+                             np.full(len(requests), exclude), batch_size, stacklevel=3)
+        valid = np.isfinite(scored.scores)
         count = valid.sum(1)
-        frame = pd.DataFrame({
-            "user": np.repeat(np.array(requests.users, dtype=object), count),
+
+        def each(values: np.ndarray) -> np.ndarray:
+            return np.repeat(values, count)
+
+        return pd.DataFrame({
+            "user": each(np.array(requests.users, dtype=object)),
             "rank": (np.cumsum(valid, 1))[valid],
-            "item": self.item_tokens[items[valid]],
-            "score": scores[valid],
-            "time": np.repeat(absolute, count),
-            "new_session": np.repeat(opens, count),
-            "popular": np.repeat(~known, count),
+            "item": self.item_tokens[scored.items[valid]],
+            "score": scored.scores[valid],
+            "time": each(scored.time),
+            "new_session": each(scored.new_session),
+            "popular": each(scored.popular),
+            "new_user": each(scored.new_user),
+            "mean_user": each(scored.mean_user),
         }, copy=False)
-        return frame
+
+    def session_events(self, events: Any, where: str = "events") -> list[Event]:
+        """An anonymous session's events, oldest first: ``[(item, time), ...]`` or a DataFrame
+        ``item,time``; on a dataset without times (session-based benchmark files) also
+        ``[item, ...]``, whose order stands for the times."""
+        if events is None:
+            return []
+        if isinstance(events, pd.DataFrame):
+            columns = [str(c) for c in events.columns]
+            optional = ("time",) if self.fields.time is None else ()
+            _check_columns(where, columns, ("item", "time"), optional=optional)
+            times = events["time"] if "time" in columns else range(len(events))
+            events = list(zip(events["item"], times))
+        if isinstance(events, (str, bytes, dict)) or not isinstance(events, Iterable):
+            raise RecommendError(f"{where} expects a list of (item, time) pairs, got {type(events).__name__}")
+        out = []
+        for i, event in enumerate(events):
+            if self.fields.time is None and isinstance(event, USER_TYPES) and not isinstance(event, bool):
+                event = (event, i)
+            if not (isinstance(event, (tuple, list)) and len(event) == 2):
+                expected = "an (item, time) pair" + (" or an item" if self.fields.time is None else "")
+                raise RecommendError(f"{where}[{i}] expects {expected}, got {short(event)}")
+            item, time = event
+            out.append(Event(None, str(item), _number(time, f"{where}[{i}] time"), f"{where}[{i}]"))
+        return out
 
     # ----------------------------------------------------------------------- internals
-    def _with_events(self, events: list[Event]) -> History:
-        if not events:
-            return self.history
-        unknown_items = [e for e in events if e.item not in self.item_ids]
-        unknown_users = [e for e in events if not self.known_user(e.user)]
-        if unknown_items:
-            listed = _listed([f"{short(e.item)} ({e.where})" for e in unknown_items])
-            warnings.warn(f"{len(unknown_items)} events with unknown items skipped: {listed}",
-                          RecommendWarning, stacklevel=3)
-        if unknown_users:
-            listed = _listed([f"{short(e.user)} ({e.where})" for e in unknown_users])
-            warnings.warn(f"{len(unknown_users)} events of unknown users skipped (no history to add "
-                          f"them to): {listed}", RecommendWarning, stacklevel=3)
-        skip = {id(e) for e in unknown_items + unknown_users}
-        kept = [e for e in events if id(e) not in skip]
-        if not kept:
-            return self.history
-        return self.history.with_events(
-            np.array([self.user_ids[e.user] for e in kept], dtype=np.int64),
-            np.array([self.item_ids[e.item] for e in kept], dtype=np.int64),
-            np.array([self.time_axis.relative(e.time) for e in kept], dtype=np.float64),
-            [e.where for e in kept],
+    def _no_users(self, where: str) -> str:
+        return (f"{where}: dataset '{self.config['dataset']}' is session-based (benchmark files: rows are "
+                "examples, not users' events): a request is the items of one anonymous session (events, no user)")
+
+    def _slots(self, owners: list[str | None], events: list[tuple[int, Event]],
+               stacklevel: int) -> tuple[History | None, np.ndarray]:
+        """The request slots of ``owners`` (one per owner: a user, or None for an anonymous
+        session) with their fresh events (``(slot, event)``), events of unknown items skipped with a
+        warning; and whether each slot kept an event or continues a known user."""
+        if not owners:
+            return None, np.zeros(0, bool)
+        unknown = [e for _, e in events if e.item not in self.item_ids]
+        if unknown:
+            listed = _listed([f"{short(e.item)} ({e.where})" for e in unknown])
+            warnings.warn(f"{len(unknown)} events with unknown items skipped: {listed}",
+                          RecommendWarning, stacklevel=stacklevel)
+        kept = [(s, e) for s, e in events if e.item in self.item_ids]
+        if self.session_based:
+            for user in owners:
+                if user is not None:
+                    raise RecommendError(self._no_users(f"user {short(user)}"))
+        base = np.array([-1 if u is None else self.user_ids.get(u, -1) for u in owners], dtype=np.int64)
+        base = np.where(self.history.known(base), base, -1)
+        usable = (base >= 0) | (np.bincount([s for s, _ in kept], minlength=len(owners)) > 0)
+        slots = self.history.slots(
+            base,
+            np.array([s for s, _ in kept], dtype=np.int64),
+            np.array([self.item_ids[e.item] for _, e in kept], dtype=np.int64),
+            np.array([self.time_axis.relative(e.time) if self.fields.time else e.time for _, e in kept],
+                     dtype=np.float64),
+            [e.where for _, e in kept],
         )
+        return slots, usable
+
+    def _score(self, requests: Requests, slot_of: np.ndarray, slots: History | None, k: np.ndarray,
+               exclude: np.ndarray, batch_size: int | None, stacklevel: int) -> Scored:
+        """Score requests: from their slot when they have one (``slot_of`` >= 0), else from the
+        dataset's history of a known user, else the popular items (a warning)."""
+        n, history = len(requests), self.history
+        k = np.minimum(k, self.n_items - 1)
+        k_max = int(k.max()) if n else 1
+        batch_size = int(batch_size or self.config["eval_batch_size"])
+        named = np.array([u is not None for u in requests.users], dtype=bool)
+        base = self._user_index.get_indexer([u if u is not None else "" for u in requests.users]).astype(np.int64)
+        base = np.where(named, base, -1)
+        in_slot = slot_of >= 0
+        in_base = ~in_slot & history.known(base)
+        sources = [(history, np.nonzero(in_base)[0], base), (slots, np.nonzero(in_slot)[0], slot_of)]
+        last = np.full(n, np.nan)
+        for source, rows, index in sources:
+            if len(rows):
+                last[rows] = source.last_time[index[rows]]
+        scored_rows = in_slot | in_base
+        value, relative = requests.value, requests.relative
+        if self.fields.time is None:  # no times: a request comes just after the session's last item
+            value, relative = np.ones(n), np.ones(n, bool)
+        absolute = np.where(relative, self.time_axis.origin + last + value, value)
+        time = history.stored(np.where(relative, last + value, value - self.time_axis.origin))
+        absolute[~scored_rows & relative] = np.nan
+        if self.fields.time is None:
+            absolute[:] = np.nan
+        for i in np.nonzero(scored_rows & ~np.isfinite(time))[0][:1]:
+            raise RecommendError(f"{requests.where(i)}: time {_format_time(absolute[i])} {history.too_far}")
+        for i in np.nonzero(scored_rows & (time < last))[0][:1]:
+            whose = f"of user {short(requests.users[i])}" if named[i] else "of the session"
+            raise RecommendError(
+                f"{requests.where(i)}: time {_format_time(absolute[i])} is before the last known event "
+                f"{whose} ({_format_time(self.time_axis.absolute(last[i]))})"
+            )
+        opens = scored_rows & self.rule.opens(np.where(scored_rows, time - last, 0))
+
+        items = np.zeros((n, k_max), dtype=np.int64)
+        scores = np.full((n, k_max), -np.inf)
+        for i in np.nonzero(~scored_rows)[0]:
+            who = f"unknown user {short(requests.users[i])}" if named[i] else "no usable event"
+            warnings.warn(f"{requests.where(i)}: {who}: the {k[i]} most popular items (popular=1)",
+                          RecommendWarning, stacklevel=stacklevel)
+        items[~scored_rows] = self.popular[:k_max]
+        scores[~scored_rows] = self.popularity[self.popular[:k_max]]
+        guest = np.zeros(n, bool)
+        for source, rows, index in sources:
+            if not len(rows):
+                continue
+            guest[rows] = source.guest[index[rows]]
+            for start in range(0, len(rows), batch_size):
+                batch = rows[start:start + batch_size]
+                top_scores, top_items = self._top(source, index[batch], time[batch], opens[batch], k_max,
+                                                  exclude[batch])
+                items[batch], scores[batch] = top_items, top_scores
+        scores[np.arange(k_max)[None, :] >= k[:, None]] = -np.inf  # each request's own k
+        mean_user = guest & bool(self.user_tables)
+        for i in np.nonzero(mean_user)[0][:1]:
+            warnings.warn(f"{requests.where(i)}: {sum(mean_user)} requests without a known user scored with the "
+                          f"mean of {self.config['model']}'s user embeddings (mean_user=1)",
+                          RecommendWarning, stacklevel=stacklevel)
+        return Scored(items, scores, absolute, opens, ~scored_rows, guest & named, mean_user)
 
     def batch(self, history: History, user: np.ndarray, time: np.ndarray, opens: np.ndarray) -> Interaction:
         """The batch RecBole's test loader would give the model for these requests as target rows:
@@ -719,11 +938,12 @@ class Recommender:
         f = history.fields
         index = torch.from_numpy(user)
         length = history.length[index]
-        data = {f.user: index.clone(), f.length: length}
+        data = {f.user: torch.from_numpy(history.model_user[user]), f.length: length}
         for name in f.events:
             data[name + f.suffix] = history.lists[name][index]
             data[name] = torch.zeros((len(user),) + history.lists[name].shape[2:], dtype=history.lists[name].dtype)
-        data[f.time] = torch.from_numpy(time).to(data[f.time].dtype)
+        if f.time:
+            data[f.time] = torch.from_numpy(time).to(data[f.time].dtype)
         if f.session:
             session = np.where(opens, history.next_session, history.last_session[user])
             data[f.session] = torch.from_numpy(session).to(data[f.session].dtype)
@@ -737,16 +957,45 @@ class Recommender:
 
     @torch.inference_mode()
     def _top(self, history: History, user: np.ndarray, time: np.ndarray, opens: np.ndarray,
-             k: int, exclude: bool) -> tuple[np.ndarray, np.ndarray]:
+             k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         batch = self.batch(history, user, time, opens).to(self.device)
-        scores = self.model.full_sort_predict(batch).view(len(user), -1)
+        guests = history.guest[user]
+        with _mean_user(self.user_tables if guests.any() else []):
+            scores = self.model.full_sort_predict(batch).view(len(user), -1)
         scores[:, 0] = -torch.inf  # padding
-        if exclude:
+        if exclude.any():
             rows, items = history.seen(user)
-            flat = torch.from_numpy(rows * scores.size(1) + items).to(self.device)
+            keep = exclude[rows]
+            flat = torch.from_numpy(rows[keep] * scores.size(1) + items[keep]).to(self.device)
             scores.view(-1).index_fill_(0, flat, -torch.inf)  # one fill (faster than scores[rows, items])
         top_scores, top_items = torch.topk(scores, k, dim=1)
         return top_scores.double().cpu().numpy(), top_items.cpu().numpy()
+
+
+def _is_user_table(name: str) -> bool:
+    return any(hint.lower() in name.split(".")[-1].lower() for hint in USER_TABLES)
+
+
+@contextlib.contextmanager
+def _mean_user(tables: list[torch.nn.Embedding]) -> Iterator[None]:
+    """While scoring requests of users a model's user tables have no row for (given as user 0,
+    RecBole's padding user, which no event has), their row 0 reads as the mean of the trained users'
+    rows (1..): a forward hook, the weights are not touched."""
+    def hook(module: torch.nn.Embedding, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        mean = module.weight[1:].mean(dim=0)
+        return torch.where((inputs[0] == 0).unsqueeze(-1), mean.to(output.dtype), output)
+
+    handles = [table.register_forward_hook(hook) for table in tables]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _positive_k(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise RecommendError(f"k (--topk) must be a positive integer, got {short(k)}")
 
 
 def _shown(text: str) -> str:
@@ -801,7 +1050,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=10, help="items per request (default 10)")
     parser.add_argument("--events", default=None, help="CSV user,item,time of fresh events (original ids)")
     parser.add_argument("--requests", default=None,
-                        help="CSV user,time: many requests (adds the columns time and popular)")
+                        help="CSV user,time: many requests (adds the columns time, popular, new_user, mean_user)")
+    parser.add_argument("--session", action="append", default=[],
+                        help="the items of one anonymous session, oldest first, comma-separated (repeatable); "
+                        "for session-based checkpoints (SRIEM, SRGNN, NARM, ... on benchmark files)")
     seen = parser.add_mutually_exclusive_group()
     seen.add_argument("--exclude-seen", dest="exclude_seen", action="store_true", default=None,
                       help="leave out the user's items (default when no user has an item twice)")
@@ -816,7 +1068,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _write(frame: pd.DataFrame, columns: list[str], out: str | None) -> None:
     # scores are the model's float32 values: their shortest repr reads back to the same float32
     frame = frame.assign(score=[str(np.float32(v)) for v in frame["score"]],
-                         time=frame["time"].map(_format_time), popular=frame["popular"].astype(int))
+                         time=frame["time"].map(_format_time),
+                         **{flag: frame[flag].astype(int) for flag in FLAGS if flag in frame})
     if out is None:
         frame.to_csv(sys.stdout, columns=columns, index=False, lineterminator="\n")
         return
@@ -840,6 +1093,34 @@ def _check_out(args: argparse.Namespace) -> None:
             raise RecommendError(f"--out {args.out}: is {option} file; choose another output name")
 
 
+def _session_items(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise RecommendError(f"--session {short(text)}: no items; expected items, comma-separated")
+    return items
+
+
+def _answer_sessions(recommender: Recommender, sessions: list[list[str]], args: argparse.Namespace) -> int:
+    """``--session ITEMS``: each an anonymous session, answered in the order given."""
+    if recommender.fields.time is not None:
+        raise RecommendError(f"--session: dataset '{recommender.config['dataset']}' has times: give the session "
+                             "as --events rows of a new user id, and that --user")
+    requests = []
+    for i, items in enumerate(sessions, 1):
+        events = recommender.session_events(items, f"--session {i}")
+        requests.append(Request(None, At.parse(None), events, args.topk, args.exclude_seen, f"--session {i}"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RecommendWarning)
+        warnings.showwarning = _show
+        answers = recommender.answer(requests, args.batch_size)
+    rows = [(i, rank, item, score, int(a["popular"])) for i, a in enumerate(answers, 1)
+            for rank, (item, score) in enumerate(a["items"], 1)]
+    frame = pd.DataFrame(rows, columns=["session", "rank", "item", "score", "popular"])
+    frame["time"] = math.nan
+    _write(frame, ["session", "rank", "item", "score", "popular"], args.out)
+    return 0
+
+
 def _show(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -848,8 +1129,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if bool(args.user) == bool(args.requests):
-            raise RecommendError("give --user U (one or more) or --requests FILE")
+        if sum(map(bool, (args.user, args.requests, args.session))) != 1:
+            raise RecommendError("give --user U (one or more), --requests FILE or --session ITEMS")
+        if args.session and args.events:
+            raise RecommendError("--session carries its own items: --events is for --user and --requests")
         if args.topk < 1:
             raise RecommendError(f"--topk must be a positive integer, got {args.topk}")
         if args.batch_size is not None and args.batch_size < 1:
@@ -862,18 +1145,22 @@ def main(argv: list[str] | None = None) -> int:
             at = At.parse(args.at)
             requests = Requests.parse(args.user, [at] * len(args.user), [f"--user {_shown(u)}" for u in args.user])
         events = read_events(args.events) if args.events else []
+        sessions = [_session_items(items) for items in args.session]
         recommender = Recommender.from_checkpoint(args.checkpoint, args.data_path)
+        if args.session:
+            return _answer_sessions(recommender, sessions, args)
         if not args.requests:
+            with_events = {e.user for e in events}
             for user in requests.users:
-                if not recommender.known_user(user):
+                if not recommender.session_based and not recommender.known_user(user) and user not in with_events:
                     raise RecommendError(f"--user {_shown(user)}: unknown user (not in dataset "
-                                         f"'{recommender.config['dataset']}')")
+                                         f"'{recommender.config['dataset']}'; give its events with --events)")
         with warnings.catch_warnings():
             warnings.simplefilter("always", RecommendWarning)
             warnings.showwarning = _show
             frame = recommender.recommend_many(requests, k=args.topk, events=events,
                                                exclude_seen=args.exclude_seen, batch_size=args.batch_size)
-        columns = OUTPUT_COLUMNS + (["time", "popular"] if args.requests else [])
+        columns = OUTPUT_COLUMNS + (["time", "popular", "new_user", "mean_user"] if args.requests else [])
         _write(frame, columns, args.out)
         if args.out is None:
             sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit

@@ -242,7 +242,7 @@ def test_requests_file_answers_unknown_users_with_popular_items(checkpoints, int
     frame = cli([checkpoints["SessionBERT4Rec"], "--requests", str(requests), "--topk", "5"], tmp_path)
     err = capsys.readouterr().err
     assert "line 3" in err and "unknown user 'nobody'" in err and err.count("\n") == 1
-    assert list(frame.columns) == ["user", "rank", "item", "score", "time", "popular"]
+    assert list(frame.columns) == ["user", "rank", "item", "score", "time", "popular", "new_user", "mean_user"]
     assert frame["user"].tolist() == [u for u in ("2", "nobody", "5", "2") for _ in range(5)]
     popular = frame[frame["popular"] == 1]
     assert set(popular["user"]) == {"nobody"} and popular["time"].isna().all()
@@ -343,7 +343,7 @@ CASES = [
     BadInput("recommend", "a file that is not a checkpoint", CMD, ("{tmp}/bad.pth", "--user", "2"),
              "bad.pth: not a readable checkpoint", setup=_garbage),
     BadInput("recommend", "an unknown user", CMD, ("{ckpt}", "--user", "nobody", "--out", "{tmp}/out.csv"),
-             "--user nobody: unknown user (not in dataset 'ml-100k')"),
+             "--user nobody: unknown user (not in dataset 'ml-100k'; give its events with --events)"),
     BadInput("recommend", "a malformed --at", CMD, ("{ckpt}", "--user", "2", "--at", "soon"),
              "--at: 'soon' is not a time"),
     BadInput("recommend", "--at with a sign after +", CMD, ("{ckpt}", "--user", "2", "--at", "+-5"),
@@ -378,7 +378,7 @@ CASES = [
     BadInput("recommend", "--at +SECONDS past what the dataset's times hold", CMD,
              ("{ckpt}", "--user", "2", "--at", "+1e39"), "time 1e+39 is beyond the dataset's times"),
     BadInput("recommend", "a 5000-character unknown --user (shown cut)", CMD, ("{ckpt}", "--user", LONG_USER),
-             f"--user {short(LONG_USER)}: unknown user (not in dataset 'ml-100k')"),
+             f"--user {short(LONG_USER)}: unknown user (not in dataset 'ml-100k'; give its events with --events)"),
     BadInput("recommend", "--data_path that is a file", CMD, ("{ckpt}", "--user", "2", "--data_path", "{tmp}/file"),
              "give --data_path DIR", setup=_write("file", "x")),
     # --out: checked before the checkpoint is loaded
@@ -489,7 +489,7 @@ def test_api_refuses_wrong_argument_types_in_one_line(checkpoints):
         (lambda: Recommender.from_checkpoint(checkpoints["SASRec"], data_path=5),
          "from_checkpoint: data_path expects a folder path"),
         (lambda: Recommender.from_checkpoint(checkpoints["SASRec"], holdout="1"), "holdout expects an integer >= 0"),
-        (lambda: rec.recommend(["2"]), "recommend: user expects an original user id \\(str or int\\), got list"),
+        (lambda: rec.recommend(["2"]), "recommend: user expects an original user id \\(str or int\\) or None, got list"),
         (lambda: rec.recommend(True), "recommend: user expects an original user id"),
         (lambda: rec.recommend("2", at=[60]), "recommend: at expects a time"),
         (lambda: rec.recommend("2", k="10"), "k \\(--topk\\) must be a positive integer, got '10'"),
