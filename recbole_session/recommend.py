@@ -578,6 +578,16 @@ def read_requests(path: str | Path) -> Requests:
 
 
 # ---------------------------------------------------------------------------------- recommender
+def check_checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint is a file (what is in it is checked as it is loaded)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RecommendError(f"{path}: is a folder, not a checkpoint")
+    if not path.is_file():
+        raise RecommendError(f"{path}: no such checkpoint")
+    return path
+
+
 def has_repeats(users: np.ndarray, items: np.ndarray, n_items: int) -> bool:
     """Whether some user has some item twice. Without repeats a user's items are never a next
     item in the data, so recommendations leave them out by default (``--exclude-seen``)."""
@@ -679,11 +689,7 @@ class Recommender:
                     "a folder path (str or Path) or None")
             data_path = str(data_path)
         _count("Recommender.from_checkpoint", "holdout", holdout, minimum=0)
-        path = Path(path)
-        if path.is_dir():
-            raise RecommendError(f"{path}: is a folder, not a checkpoint")
-        if not path.is_file():
-            raise RecommendError(f"{path}: no such checkpoint")
+        path = check_checkpoint_path(path)
         try:
             built = from_checkpoint(path, data_path)
         except (ValueError, FileNotFoundError) as err:  # CheckpointError, UsageError included

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import train_checkpoints
+from tiny_models import train_checkpoints, train_session_checkpoints
 
 import recbole_session  # noqa: F401  (shims and registration before any RecBole use)
 from recbole_session.convert import convert
@@ -43,6 +43,12 @@ def checkpoints(atomic_root, tmp_path_factory) -> dict[str, str]:
     """A checkpoint of each tiny model of tests/tiny_models.py, trained once for every module
     that loads one (recommend, evaluate)."""
     return train_checkpoints(atomic_root, tmp_path_factory.mktemp("tiny_runs"))
+
+
+@pytest.fixture(scope="session")
+def session_checkpoints(tmp_path_factory) -> dict[str, str]:
+    """A checkpoint of each session-based tiny model (tests/tiny_models.py), on benchmark files."""
+    return train_session_checkpoints(tmp_path_factory.mktemp("session_based"), tmp_path_factory.mktemp("session_runs"))
 
 
 @pytest.fixture

@@ -10,23 +10,17 @@ known user's request.
 from __future__ import annotations
 
 import copy
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from session_data import SessionShape, write_session_benchmark
 
 from recbole_session.evaluate import load_checkpoint
 from recbole_session.recommend import Recommender, RecommendError, RecommendWarning, main
-from recbole_session.training import run_recbole_session
-from tests.tiny_models import MODELS
+from tests.tiny_models import MODELS, SESSION_BASED
 
-SESSION_BASED = {"SRIEM": {"embedding_size": 16, "attention_size": 8}, "NARM": {"embedding_size": 16, "hidden_size": 16},
-                 "SRGNN": {"embedding_size": 16}, "GRU4Rec": {"embedding_size": 16, "hidden_size": 16}}
 SEQUENCE_MODELS = [m for m in MODELS if m != "ASARS"]  # no user table: a user id is nothing to them
 _LOADED: dict[str, Recommender] = {}
 
@@ -43,23 +37,6 @@ def inter(atomic_root) -> pd.DataFrame:
     frame.columns = [c.split(":")[0] for c in frame.columns]
     frame["timestamp"] = frame["timestamp"].astype(float)
     return frame
-
-
-@pytest.fixture(scope="module")
-def session_checkpoints(tmp_path_factory) -> dict[str, str]:
-    """SRIEM and three of RecBole's models that read a session's items, on benchmark files."""
-    root = tmp_path_factory.mktemp("session_based")
-    write_session_benchmark(root, "diginetica-synth", SessionShape(n_sessions=600, n_items=120, n_topics=8))
-    folder = tmp_path_factory.mktemp("session_runs")
-    cwd = Path.cwd()
-    os.chdir(folder)  # RecBole writes log/ here
-    try:
-        return {model: run_recbole_session(model, "diginetica-synth", config_dict={
-            "data_path": str(root), "checkpoint_dir": str(folder / "saved"), "epochs": 1, "train_batch_size": 128,
-            "show_progress": False, "state": "WARNING", "use_gpu": False, "eval_protocols": [], **cfg})["model_file"]
-            for model, cfg in SESSION_BASED.items()}
-    finally:
-        os.chdir(cwd)
 
 
 def events_of(inter: pd.DataFrame, user: str, origin: float, who: str | None) -> pd.DataFrame:
