@@ -236,6 +236,9 @@ class Server(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client's requests reuse one connection
     timeout = IDLE_TIMEOUT_S
+    # headers and body are two writes: with Nagle's algorithm the body waits for the client's
+    # delayed ACK of the headers, 40 ms per request (measured: p50 52 ms with 10 clients)
+    disable_nagle_algorithm = True
     server: Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)

@@ -8,7 +8,9 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,9 @@ def bash_commands(text: str) -> list[str]:
 
 
 COMMANDS = bash_commands(README.read_text(encoding="utf-8"))
+
+SERVE = 'python -m recbole_session.serve "$(ls -t saved/SessionBERT4Rec-*.pth | head -1)" --port 8000'
+CURL = 'curl -s -X POST http://127.0.0.1:8000/recommend -d \'{"user": "2", "time": "+864000", "k": 3}\''
 
 # the only commands not run: installing packages and running the suite (this file is in it)
 SKIPPED = {
@@ -71,7 +76,14 @@ NEEDS = {
     "python run_recbole_session.py --model=GRU4Rec --dataset=ml-100k --config_files=ray_results/gru4rec/best.yaml":
         ["python -m recbole_session.tune --model=GRU4Rec --dataset=ml-100k --num-samples=4 --epochs=2 "
          "--output=ray_results/gru4rec"],
+    SERVE: ["python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k"],
+    CURL: [SERVE],
 }
+
+# the commands that run until stopped (a server): started in the background, "run" once they print
+# the line that says they are ready, stopped with SIGTERM when the module's commands are done
+BACKGROUND = {SERVE: r"serving SessionBERT4Rec \(ml-100k\) on http://127\.0\.0\.1:8000"}
+START_TIMEOUT_S = 300
 
 # what each command that runs must leave: a file ("file", glob in its folder) or a line it
 # printed ("printed", regex on stdout + stderr)
@@ -103,6 +115,9 @@ OUTPUT = {
     "python -m recbole_session.reproduce table2 --dataset ml-100k --seeds 5 --jobs 2 --docs docs/benchmarks.md":
         ("file", "reproduce_results/table2_ml-100k.md"),
     "python tests/bad_input.py": ("printed", r"\| where \| what you gave \|"),
+    SERVE: ("printed", BACKGROUND[SERVE]),
+    CURL: ("printed", r'^\{"user":"2","items":\[\{"item":"\d+","score":-?[\d.e-]+\}(,\{[^}]*\}){2}\],'
+           r'"time":\d+(\.\d+)?,"new_session":true,'),
 }
 
 
@@ -130,6 +145,7 @@ class Folder:
     def __init__(self, path: Path):
         self.path = path
         self.done: dict[str, subprocess.CompletedProcess] = {}
+        self.background: list[subprocess.Popen] = []
         (path / "run_recbole_session.py").symlink_to(REPO / "run_recbole_session.py")
         (path / "tests").symlink_to(REPO / "tests")  # fixtures, tests/session_data.py
         (path / "docs").mkdir()  # a copy: reproduce --docs writes into it
@@ -141,14 +157,46 @@ class Folder:
                 self.run(need)
             line = f"{command} {FAST[command]}" if command in FAST else command
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-            self.done[command] = subprocess.run(["bash", "-c", line], cwd=self.path, env=env,
-                                                capture_output=True, text=True, timeout=600)
+            if command in BACKGROUND:
+                self.done[command] = self.start(line, env, BACKGROUND[command])
+            else:
+                self.done[command] = subprocess.run(["bash", "-c", line], cwd=self.path, env=env,
+                                                    capture_output=True, text=True, timeout=600)
         return self.done[command]
+
+    def start(self, line: str, env: dict, ready: str) -> subprocess.CompletedProcess:
+        """Start a server (exec: the signal reaches it, not a shell) and return once it printed
+        ``ready`` (exit code 0 then), or what it printed when it ended before."""
+        proc = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=self.path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        self.background.append(proc)
+        timer = threading.Timer(START_TIMEOUT_S, proc.kill)
+        timer.start()
+        printed = ""
+        try:
+            for printed_line in proc.stdout:
+                printed += printed_line
+                if re.search(ready, printed_line):
+                    return subprocess.CompletedProcess(line, 0, printed, "")
+        finally:
+            timer.cancel()
+        return subprocess.CompletedProcess(line, proc.wait(), printed, "")
+
+    def stop(self) -> None:
+        for proc in self.background:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Folder:
-    return Folder(tmp_path_factory.mktemp("readme"))
+    folder = Folder(tmp_path_factory.mktemp("readme"))
+    yield folder
+    folder.stop()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[f"{i:02d} {c[:70]}" for i, c in enumerate(COMMANDS)])
