@@ -157,6 +157,7 @@ class Batcher:
     def __init__(self, recommender, max_batch: int, max_wait: float):
         self.recommender, self.max_batch, self.max_wait = recommender, max_batch, max_wait
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.requests = self.batches = 0  # answered so far: their ratio is the mean batch size
         self.thread = threading.Thread(target=self._run, name="recommend-batcher", daemon=True)
         self.thread.start()
 
@@ -206,6 +207,8 @@ class Batcher:
             for job in batch:
                 job.future.set_exception(err)
             return
+        self.requests += len(answers)
+        self.batches += 1
         at = 0
         for job in batch:
             job.future.set_result(answers[at:at + len(job.requests)])
@@ -246,7 +249,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/health":
-            self._send(HTTPStatus.OK, self.server.health)
+            batcher = self.server.batcher
+            self._send(HTTPStatus.OK, {**self.server.health, "answered": batcher.requests, "batches": batcher.batches})
         elif self.path.split("?")[0] in ("/recommend", "/recommend/batch"):
             self._send(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{self.path}: use POST"})
         else:
