@@ -4,9 +4,13 @@ the suite: it builds and installs the wheel once for the module)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -74,4 +78,22 @@ def test_installed_copy_converts_and_trains_from_another_folder(installed, tmp_p
     assert trained.returncode == 0, trained.stderr[-3000:]
     log = trained.stdout + trained.stderr
     assert "test result" in log and "173 users" in log
-    assert list((tmp_path / "saved").glob("GRU4Rec-*.pth"))
+    checkpoint = str(next((tmp_path / "saved").glob("GRU4Rec-*.pth")))
+
+    recommended = _run(installed, tmp_path, "-m", "recbole_session.recommend", checkpoint, "--user", "2", "--topk", "3")
+    assert recommended.returncode == 0 and recommended.stdout.splitlines()[0] == "user,rank,item,score", \
+        recommended.stderr[-2000:]
+
+    server = subprocess.Popen([sys.executable, "-m", "recbole_session.serve", checkpoint, "--port", "0"], cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(installed)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        ready = re.search(r"on (http://[\d.]+:\d+)", server.stdout.readline())
+        assert ready, server.stderr.read()[-2000:] if server.poll() is not None else "no serving line"
+        request = urllib.request.Request(ready.group(1) + "/recommend", data=b'{"user": "2", "k": 3}', method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        assert [i["item"] for i in answer["items"]] == [line.split(",")[2] for line in recommended.stdout.splitlines()[1:]]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
