@@ -19,6 +19,7 @@ import torch
 
 from recbole_session.evaluate import load_checkpoint
 from recbole_session.recommend import Recommender, RecommendError, RecommendWarning, main
+from recbole_session.training import run_recbole_session
 from tests.tiny_models import MODELS, SESSION_BASED
 
 SEQUENCE_MODELS = [m for m in MODELS if m != "ASARS"]  # no user table: a user id is nothing to them
@@ -118,6 +119,19 @@ def test_a_model_with_a_user_table_uses_the_mean_user_and_says_so(checkpoints, i
     assert any("mean of ASARS's user embeddings" in str(w.message) for w in caught)
     assert torch.equal(rec.model.user_embedding.weight, before)
     assert got["score"].tolist() != rec.recommend_many([(user, "+60")], k=20)["score"].tolist()  # its own row
+
+
+def test_vsknn_answers_a_new_user_from_its_events(checkpoints, inter, atomic_root, tmp_path):
+    """V-SKNN (no training: its index is the training sessions) scores a new user's events by their
+    neighbours: an answer of its own, not the popular items."""
+    path = run_recbole_session("VSKNN", "ml-100k", config_dict={
+        "data_path": str(atomic_root), "checkpoint_dir": str(tmp_path), "epochs": 1, "show_progress": False,
+        "state": "WARNING", "use_gpu": False, "eval_protocols": [], "MAX_ITEM_LIST_LENGTH": 20})["model_file"]
+    rec = Recommender.from_checkpoint(path)
+    events = events_of(inter, "2", rec.time_axis.origin, "newcomer")
+    frame = rec.recommend_many([("newcomer", "+60")], k=10, events=events)
+    assert frame["new_user"].all() and not frame["popular"].any() and len(frame) == 10
+    assert (frame["score"] > 0).all()  # its neighbours' items
 
 
 def test_events_of_unknown_items_only_fall_back_to_popular_items(checkpoints):

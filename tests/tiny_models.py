@@ -23,10 +23,11 @@ MODELS = {
 # the models the issue names (the package's three and SASRec); GRU4Rec checks the path through
 # RecBole's other sequential models
 MAIN_MODELS = ["SessionBERT4Rec", "SRIEM", "ASARS", "SASRec"]
-# the session-based checkpoints (benchmark files of tests/session_data.py): SRIEM and three of
-# RecBole's models that read a session's items
-SESSION_BASED = {"SRIEM": {"embedding_size": 16, "attention_size": 8}, "NARM": {"embedding_size": 16, "hidden_size": 16},
-                 "SRGNN": {"embedding_size": 16}, "GRU4Rec": {"embedding_size": 16, "hidden_size": 16}}
+# the session-based checkpoints (benchmark files of tests/session_data.py): SRIEM, V-SKNN and four
+# of RecBole's models that read a session's items
+SESSION_BASED = {"SRIEM": {"embedding_size": 16, "attention_size": 8}, "VSKNN": {},
+                 "NARM": {"embedding_size": 16, "hidden_size": 16}, "SRGNN": {"embedding_size": 16},
+                 "STAMP": {"embedding_size": 16}, "GRU4Rec": {"embedding_size": 16, "hidden_size": 16}}
 SESSION_SHAPE = {"n_sessions": 600, "n_items": 120, "n_topics": 8}
 
 
