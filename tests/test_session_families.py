@@ -344,3 +344,17 @@ def test_trains_through_recbole_and_the_checkpoint_reloads(name, fast_config):
                                "--protocols", "full", "--split", "test"], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name, key, value, expected", [
+    ("SessionSASRec", "temporal_dim", -1, "an integer >= 0"),
+    ("SessionSASRec", "max_session_segments", -2, "an integer >= 0"),
+    ("SessionSASRec", "padding_side", "middle", "one of left, right"),
+    ("SessionGRU4Rec", "temporal_join", "gate", "one of add, concat"),
+    ("SessionBERT4Rec", "temporal_proj_init", "xavier", "one of default, normal"),
+])
+def test_bad_session_values_are_refused_before_the_run(name, key, value, expected, atomic_root):
+    from recbole_session.cli import UsageError
+
+    with pytest.raises(UsageError, match=f"bad value --{key}=.*{key} expects {expected}"):
+        make_config(name, "ml-100k", config_dict={"data_path": str(atomic_root), key: value})

@@ -39,8 +39,13 @@ from torch import nn
 from recbole_session.literals import short
 from recbole_session.model.layers import session_starts, valid_positions
 
-PADDING_SIDES = ("left", "right")
-TEMPORAL_PROJ_INITS = ("default", "normal")
+# the values each key of the session input accepts (also checked before a run: checks.RULES)
+CHOICES = {
+    "padding_side": ("left", "right"),
+    "temporal_proj_init": ("default", "normal"),
+    "temporal_join": ("add", "concat"),  # SessionGRU4Rec's
+}
+PADDING_SIDES = CHOICES["padding_side"]
 
 
 class TemporalEncoding(nn.Module):
@@ -295,7 +300,7 @@ class SessionTransformer(SessionInput):
         """ST, SSE and TE (:meth:`_add_session_modules`), each layer's temporal attention,
         torch's one-kernel gelu, and the re-initialisation when a switch is on."""
         self.temporal_proj_init = config["temporal_proj_init"] or "default"
-        if self.temporal_proj_init not in TEMPORAL_PROJ_INITS:
+        if self.temporal_proj_init not in CHOICES["temporal_proj_init"]:
             raise ValueError(
                 f"{type(self).__name__}: temporal_proj_init must be 'default' or 'normal', got "
                 f"{short(self.temporal_proj_init)}"
