@@ -358,3 +358,15 @@ def test_bad_session_values_are_refused_before_the_run(name, key, value, expecte
 
     with pytest.raises(UsageError, match=f"bad value --{key}=.*{key} expects {expected}"):
         make_config(name, "ml-100k", config_dict={"data_path": str(atomic_root), key: value})
+
+
+@pytest.mark.parametrize("name, base", [("SessionSASRec", "SASRec"), ("SessionGRU4Rec", "GRU4Rec")])
+def test_yaml_sizes_are_recboles_defaults_of_the_base(name, base):
+    """Every key the model's yaml shares with RecBole's yaml of the base model has RecBole's value,
+    so that the switches-off row is RecBole's model as RecBole configures it."""
+    import recbole
+
+    ours = yaml.safe_load((REPO / "properties" / "model" / f"{name}.yaml").read_text())
+    theirs = yaml.safe_load((Path(recbole.__file__).parent / "properties" / "model" / f"{base}.yaml").read_text())
+    assert set(theirs) <= set(ours)
+    assert {key: ours[key] for key in theirs} == theirs
