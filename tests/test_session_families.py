@@ -370,3 +370,17 @@ def test_yaml_sizes_are_recboles_defaults_of_the_base(name, base):
     theirs = yaml.safe_load((Path(recbole.__file__).parent / "properties" / "model" / f"{base}.yaml").read_text())
     assert set(theirs) <= set(ours)
     assert {key: ours[key] for key in theirs} == theirs
+
+
+def test_code_sources_of_each_model_hold_the_shared_input_and_not_the_other_models():
+    """A run's code key (reproduce's cache) follows the shared session input and the model's own
+    file; editing another family's file does not retrain it."""
+    from recbole_session.reproduce.runner import code_sources
+
+    files = {name: {p.as_posix().split("recbole_session/", 1)[-1] for p in code_sources(name)
+                    if "recbole_session/" in p.as_posix()} for name in ("SessionSASRec", "SessionGRU4Rec", "SessionBERT4Rec")}
+    own = {"SessionSASRec": "sessionsasrec.py", "SessionGRU4Rec": "sessiongru4rec.py", "SessionBERT4Rec": "sessionbert4rec.py"}
+    for name, paths in files.items():
+        assert "model/session_input.py" in paths and "data/dataset.py" in paths
+        models = {p.rsplit("/", 1)[-1] for p in paths if p.startswith("model/sequential_recommender/")}
+        assert models == {own[name], "__init__.py"} or models == {own[name]}, models
