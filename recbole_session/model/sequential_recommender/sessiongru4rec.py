@@ -23,8 +23,8 @@ RecBole's :class:`~recbole.model.sequential_recommender.GRU4Rec` with the same t
   time joined to the GRU's input. ``temporal_join: add`` (the default) adds
   ``Linear(dT, embedding_size)(TE)`` to the item embedding, as a Transformer adds its position
   embedding; costs ``2 dT + (dT + 1) * embedding_size``. ``concat`` feeds ``[embedding; TE]`` to
-  the GRU, whose input weights grow by ``3 * hidden_size * dT`` (about 3 % of the model at the
-  default sizes on ml-100k against add's 0.6 %: the journal's budget is 1 %). An RNN has no
+  the GRU, whose input weights grow by ``3 * hidden_size * dT`` (3.8 % of the model at the
+  default sizes on ml-100k against add's 0.7 %: the journal's budget is 1 %). An RNN has no
   pairwise scores for TAS's ``T' T'^T`` to join, so the encoding enters where the item does;
   ``docs/session_families.md`` says why add is the default and what concat measured.
 
