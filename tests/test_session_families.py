@@ -384,3 +384,26 @@ def test_code_sources_of_each_model_hold_the_shared_input_and_not_the_other_mode
         assert "model/session_input.py" in paths and "data/dataset.py" in paths
         models = {p.rsplit("/", 1)[-1] for p in paths if p.startswith("model/sequential_recommender/")}
         assert models == {own[name], "__init__.py"} or models == {own[name]}, models
+
+
+def test_bpr_loss_switches_off_is_recboles(data):
+    """loss_type BPR: the same loss as RecBole's model on the same sampled negatives; with the
+    session token on, the loss still reaches its row."""
+    name, config, train, _, test = data
+    saved = config["loss_type"]
+    config["loss_type"] = "BPR"
+    try:
+        init_seed(config["seed"], config["reproducibility"])
+        theirs = BASES[name](config, train._dataset).eval()
+        ours = build(config, name, dataset=train._dataset)
+        full = build(config, name, True, M, DT, dataset=train._dataset)
+    finally:
+        config["loss_type"] = saved
+    interaction = every_test_row(test)
+    negatives = torch.randint(1, ours.n_items, interaction["item_id"].shape, generator=torch.Generator().manual_seed(0))
+    interaction = moved(interaction, **{ours.NEG_ITEM_ID: negatives})
+    with torch.no_grad():
+        torch.testing.assert_close(ours.calculate_loss(interaction), theirs.calculate_loss(interaction))
+    new = moved(interaction, session_id=interaction["session_id"] + 10**6)  # every request opens a session
+    full.calculate_loss(new).backward()
+    assert full.item_embedding.weight.grad[full.session_token_id].abs().sum() > 0
