@@ -195,6 +195,17 @@ def _valid_metric(value: Any, config) -> bool:
     return isinstance(value, str) and value.lower() in _computed_metrics(config)
 
 
+def _session_choice(key: str) -> Rule:
+    """One of the values the session-input models (SessionBERT4Rec, SessionSASRec,
+    SessionGRU4Rec) accept for ``key``; imported when checked (the models' module needs torch)."""
+    def choices() -> tuple[str, ...]:
+        from recbole_session.model.session_input import CHOICES
+
+        return CHOICES[key]
+
+    return Rule(lambda v, c: v in choices(), lambda c: f"one of {', '.join(choices())}")
+
+
 # key -> the values it accepts (checked on the final config: overrides, config files and yaml)
 RULES: dict[str, Rule] = {
     "epochs": _at_least(1),
@@ -224,6 +235,10 @@ RULES: dict[str, Rule] = {
     **{key: Rule(_sizes, "a positive integer (or a list of them)") for key in
        ("embedding_size", "hidden_size", "inner_size", "n_layers", "num_layers", "n_heads")},
     "eval_split": Rule(lambda v, c: _eval_split_problem(v, c) is None, _eval_split_expected),
+    # the session input's switches and layout (0 switches SSE / TAS off)
+    "max_session_segments": _at_least(0),
+    "temporal_dim": _at_least(0),
+    **{key: _session_choice(key) for key in ("padding_side", "temporal_proj_init", "temporal_join")},
     "valid_metric": Rule(_valid_metric, lambda c: "one of the metrics the run computes (metrics at each topk): "
                          + ", ".join(_computed_metrics(c)[:12])),
 }

@@ -23,7 +23,8 @@ from recbole_session.data.split import (
     split_problem,
 )
 
-__all__: list[str] = ["ASARSDataset", "SessionBERT4RecDataset", "SessionSequentialDataset"]
+__all__: list[str] = ["ASARSDataset", "SessionBERT4RecDataset", "SessionGRU4RecDataset", "SessionSASRecDataset",
+                      "SessionSequentialDataset", "SessionTimeDataset"]
 
 
 def window_ends(users: np.ndarray, window: int) -> np.ndarray:
@@ -122,12 +123,34 @@ class ASARSDataset(SessionSequentialDataset):
         return datasets
 
 
-class SessionBERT4RecDataset(SessionSequentialDataset):
-    """:class:`SessionSequentialDataset` with two changes for SessionBERT4Rec:
+class SessionTimeDataset(SessionSequentialDataset):
+    """:class:`SessionSequentialDataset` whose time field (and so ``<time>_list``) is kept in
+    float64: RecBole's float32 spaces representable times 2 s apart near 3e7 s and 128 s apart
+    near 1.7e9 s, which the temporal encoding's fast frequencies would see as noise. The base of
+    the dataset classes of the models with the session input
+    (:mod:`recbole_session.model.session_input`)."""
 
-    - the time field (and so ``<time>_list``) is kept in float64: RecBole's float32 spaces
-      representable times 2 s apart near 3e7 s and 128 s apart near 1.7e9 s, which the
-      temporal encoding's fast frequencies would see as noise;
+    def _dataframe_to_interaction(self, data):
+        interaction = super()._dataframe_to_interaction(data)
+        if self.time_field is not None and self.time_field in data:
+            interaction[self.time_field] = torch.from_numpy(
+                data[self.time_field].to_numpy(dtype=np.float64, copy=True)
+            )
+        return interaction
+
+
+class SessionSASRecDataset(SessionTimeDataset):
+    """SessionSASRec's rows: RecBole's (every prefix of every user), times in float64."""
+
+
+class SessionGRU4RecDataset(SessionTimeDataset):
+    """SessionGRU4Rec's rows: RecBole's (every prefix of every user), times in float64."""
+
+
+class SessionBERT4RecDataset(SessionTimeDataset):
+    """:class:`SessionTimeDataset` (times in float64) with the training regimes of
+    SessionBERT4Rec:
+
     - ``train_regime: per_user`` keeps one training row per user, the newest prefix (the
       reference's regime: one whole sequence per user per epoch, cloze-masked afresh; the
       model appends that row's target to its history). ``window`` keeps the newest prefix
@@ -139,14 +162,6 @@ class SessionBERT4RecDataset(SessionSequentialDataset):
       ``ceil(rows / K)``, so that an epoch is K optimizer steps on any dataset (the reference's
       ML-1M recipe, batch 128 for 1,196 users, is about 10).
     """
-
-    def _dataframe_to_interaction(self, data):
-        interaction = super()._dataframe_to_interaction(data)
-        if self.time_field is not None and self.time_field in data:
-            interaction[self.time_field] = torch.from_numpy(
-                data[self.time_field].to_numpy(dtype=np.float64, copy=True)
-            )
-        return interaction
 
     def build(self):
         datasets = super().build()

@@ -32,105 +32,43 @@ Inference knows the request: the MASK token appended to the history carries the 
 timestamp and session; when the target opens a new session (its session id differs from the last
 history item's, or the gap exceeds ``session_gap``) a session token is appended first and the
 segment advances.
+
+The layout, the temporal encoding and the temporal attention live in
+:mod:`recbole_session.model.session_input`, shared with SessionSASRec and SessionGRU4Rec.
 """
 
 from __future__ import annotations
 
-import math
 import random
 
-import numpy as np
 import torch
-from recbole.model.layers import MultiHeadAttention
 from recbole.model.sequential_recommender.bert4rec import BERT4Rec
 from torch import nn
 
 from recbole_session.literals import short
-from recbole_session.model.layers import session_starts, valid_positions
+
+# the layout, TE and TAS are shared with SessionSASRec and SessionGRU4Rec; TemporalEncoding and
+# TemporalMultiHeadAttention stay importable from here
+from recbole_session.model.session_input import (  # noqa: F401
+    SessionTransformer,
+    TemporalEncoding,
+    TemporalMultiHeadAttention,
+)
 
 
-class TemporalEncoding(nn.Module):
-    r"""``TE(t) = cos(w t + b)`` with learnable ``w, b`` (dT each).
-
-    The phase is computed in float64: RecBole stores times as float32, whose spacing is 2 s
-    near 3e7 s and 128 s near 1.7e9 s, so ``w t`` in float32 would make times a second apart
-    (or minutes apart, for raw unix seconds) indistinguishable for the fast frequencies.
-    """
-
-    def __init__(self, temporal_dim: int, init_exponents: tuple[float, float]):
-        super().__init__()
-        low, high = init_exponents
-        # reference initialisation (after TGSRec): periods from seconds to decades, b = 0
-        self.weight = nn.Parameter(
-            torch.from_numpy(1.0 / 10 ** np.linspace(low, high, temporal_dim)).float()
-        )
-        self.bias = nn.Parameter(torch.zeros(temporal_dim))
-
-    def forward(self, times: torch.Tensor) -> torch.Tensor:
-        phase = times.double().unsqueeze(-1) * self.weight.double() + self.bias.double()
-        return torch.cos(phase).to(self.weight.dtype)
-
-
-class TemporalMultiHeadAttention(MultiHeadAttention):
-    r"""RecBole's multi-head attention with a temporal term shared by all heads:
-    ``softmax((Q_h K_h^T + T' T'^T) / sqrt(d_h + dT))``, ``T' = Linear(dT, dT)(TE)``, which is
-    the concatenation ``[Q_h T'] [K_h T']^T`` of the paper computed once for all heads."""
-
-    def __init__(self, n_heads, hidden_size, hidden_dropout_prob, attn_dropout_prob,
-                 layer_norm_eps, temporal_dim: int):
-        super().__init__(n_heads, hidden_size, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps)
-        self.temporal_proj = nn.Linear(temporal_dim, temporal_dim)
-        self.scale = math.sqrt(self.attention_head_size + temporal_dim)
-
-    def forward(self, input_tensor, attention_mask, temporal=None):
-        query = self.transpose_for_scores(self.query(input_tensor)).permute(0, 2, 1, 3)
-        key = self.transpose_for_scores(self.key(input_tensor)).permute(0, 2, 3, 1)
-        value = self.transpose_for_scores(self.value(input_tensor)).permute(0, 2, 1, 3)
-
-        scores = torch.matmul(query, key)  # [B h L L]
-        if temporal is not None:
-            proj = self.temporal_proj(temporal)  # [B L dT]
-            scores = scores + torch.matmul(proj, proj.transpose(1, 2)).unsqueeze(1)
-            scores = scores / self.scale
-        else:
-            scores = scores / self.sqrt_attention_head_size
-        scores = scores + attention_mask
-
-        probs = self.attn_dropout(self.softmax(scores))
-        context = torch.matmul(probs, value).permute(0, 2, 1, 3).contiguous()
-        context = context.view(*context.size()[:-2], self.all_head_size)
-        hidden = self.out_dropout(self.dense(context))
-        return self.LayerNorm(hidden + input_tensor)
-
-
-class SessionBERT4Rec(BERT4Rec):
+class SessionBERT4Rec(SessionTransformer, BERT4Rec):
     r"""BERT4Rec with session token (ST), session segment embedding (SSE) and temporal
     self-attention (TAS); see the module docstring."""
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
-        self.use_session_token = bool(config["session_token"])
-        self.max_session_segments = int(config["max_session_segments"] or 0)
-        self.temporal_dim = int(config["temporal_dim"] or 0)
         self.train_regime = config["train_regime"] or "prefix"
         self.mask_token_prob = config["mask_token_prob"]
         # RecBole's BERT4Rec key: the share of batches whose only masked token is the row's
         # newest item (the request-time task); the reference trains cloze only (0)
         self.ft_ratio = float(config["ft_ratio"] or 0.0)
         self.mask_random_prob = config["mask_random_prob"]
-        self.session_gap = config["session_gap"]
-        self.padding_side = config["padding_side"] or "right"
-        self.temporal_proj_init = config["temporal_proj_init"] or "default"
-        if self.padding_side not in ("left", "right"):
-            raise ValueError(
-                f"SessionBERT4Rec: padding_side must be 'left' or 'right', got {short(self.padding_side)}"
-            )
-        if self.temporal_proj_init not in ("default", "normal"):
-            raise ValueError(
-                "SessionBERT4Rec: temporal_proj_init must be 'default' or 'normal', got "
-                f"{short(self.temporal_proj_init)}"
-            )
         if self.train_regime not in ("prefix", "per_user", "window"):
             raise ValueError(
                 "SessionBERT4Rec: train_regime must be 'prefix', 'per_user' or 'window', got "
@@ -143,183 +81,14 @@ class SessionBERT4Rec(BERT4Rec):
         if self.mask_token_prob + self.mask_random_prob > 1:
             raise ValueError("SessionBERT4Rec: mask_token_prob + mask_random_prob must be <= 1")
 
-        # field names: the history lists RecBole's SequentialDataset builds, and the target's own
-        suffix = config["LIST_SUFFIX"]
-        self.TIME = config["TIME_FIELD"]
-        self.SESSION = config["SESSION_ID_FIELD"]
-        self.TIME_SEQ = self.TIME + suffix if self.TIME else None
-        self.SESSION_SEQ = self.SESSION + suffix if self.SESSION else None
-        fields = set(dataset.field2type)
-        has_time = self.TIME_SEQ in fields
-        has_session = self.SESSION_SEQ in fields
-        self.use_sessions = self.use_session_token or self.max_session_segments > 0
-        self.use_session_ids = self.use_sessions and has_session
-        self.use_gap = self.use_sessions and has_time and bool(self.session_gap)
-        if self.use_sessions and not (self.use_session_ids or self.use_gap):
-            raise ValueError(
-                "SessionBERT4Rec: session_token / max_session_segments need sessions: load the "
-                f"'{self.SESSION}' field (SESSION_ID_FIELD) or the '{self.TIME}' field with a "
-                "session_gap"
-            )
-        if self.temporal_dim and not has_time:
-            raise ValueError(
-                f"SessionBERT4Rec: temporal_dim > 0 needs the time field '{self.TIME}' in load_col"
-            )
-        self.use_time = self.temporal_dim > 0 or self.use_gap
-
         # 0 padding, 1..n_items-1 items, n_items MASK (as BERT4Rec), n_items + 1 session token
-        self.session_token_id = self.n_items + 1
-        if self.use_session_token:
-            self.item_embedding = nn.Embedding(self.n_items + 2, self.hidden_size, padding_idx=0)
-        if self.max_session_segments:
-            self.segment_embedding = nn.Embedding(
-                self.max_session_segments + 1, self.hidden_size, padding_idx=0
-            )
-        if self.temporal_dim:
-            self.temporal_encoding = TemporalEncoding(
-                self.temporal_dim, tuple(config["temporal_init_exponents"])
-            )
-            for layer in self.trm_encoder.layer:
-                layer.multi_head_attention = TemporalMultiHeadAttention(
-                    self.n_heads, self.hidden_size, self.hidden_dropout_prob,
-                    self.attn_dropout_prob, self.layer_norm_eps, self.temporal_dim,
-                )
-
-        if config["hidden_act"] == "gelu":
-            # RecBole's FeedForward computes gelu as x * 0.5 * (1 + erf(x / sqrt(2))), five tensors
-            # of [B, L, inner] of which autograd keeps three; torch's gelu is the same function in
-            # one kernel that keeps its input only (about 0.6 GB less at batch 2048 on ml-100k)
-            for layer in self.trm_encoder.layer:
-                layer.feed_forward.intermediate_act_fn = nn.functional.gelu
-
-        if self.use_session_token or self.max_session_segments or self.temporal_dim:
-            self.apply(self._init_weights)
-            if self.max_session_segments:
-                with torch.no_grad():
-                    self.segment_embedding.weight[0].zero_()
-            if self.temporal_dim and self.temporal_proj_init == "default":
-                # the reference's W_T: PyTorch's default initialisation (apply() above gave it
-                # N(0, initializer_range) like Q and K, which is temporal_proj_init: normal)
-                for layer in self.trm_encoder.layer:
-                    layer.multi_head_attention.temporal_proj.reset_parameters()
-
-    # ------------------------------------------------------------------ input layout
-    def _layout(
-        self,
-        items: torch.Tensor,
-        length: torch.Tensor,
-        times: torch.Tensor | None,
-        sessions: torch.Tensor | None,
-        new_item: torch.Tensor | None = None,
-        new_time: torch.Tensor | None = None,
-        new_session: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-        """Turn RecBole's right-padded history (plus, optionally, one event appended after it:
-        the MASK at inference, the target in the per-user regime) into the model input.
-
-        Session tokens are inserted before each session (the window's first item always starts
-        one), then the newest ``L`` tokens are kept, padded on ``padding_side``: right as
-        RecBole's BERT4Rec does, or left as the reference does (the newest token is then always
-        at position ``L - 1``).
-        Where the history is shorter than ``L`` nothing is dropped (RecBole's
-        ``reconstruct_test_data`` drops the oldest item then; with a full history both agree).
-
-        Returns ``tokens [B L]``, ``segments [B L]`` (SSE indices, or None),
-        ``times [B L]`` (or None) and ``last [B]``, the index of the last token.
-        """
-        batch, max_len = items.shape
-        device = items.device
-        if new_item is not None:
-            # place the appended event at index `length` of a (L + 1)-wide event array
-            at = length.unsqueeze(1)
-            items = torch.cat([items, items.new_zeros(batch, 1)], 1).scatter(1, at, new_item.unsqueeze(1))
-            if times is not None:
-                times = torch.cat([times, times.new_zeros(batch, 1)], 1).scatter(
-                    1, at, new_time.to(times.dtype).unsqueeze(1)
-                )
-            if sessions is not None:
-                sessions = torch.cat([sessions, sessions.new_zeros(batch, 1)], 1).scatter(
-                    1, at, new_session.unsqueeze(1)
-                )
-            length = length + 1
-        width = items.size(1)
-        index = torch.arange(width, device=device).unsqueeze(0)
-        valid = valid_positions(length, width)
-
-        if self.use_sessions:
-            starts = session_starts(
-                valid,
-                sessions if self.use_session_ids else None,
-                times,
-                self.session_gap if self.use_gap else None,
-            )
-            session_no = starts.long().cumsum(1)  # 1-based session of every event
-            n_sessions = session_no.gather(1, (length - 1).unsqueeze(1))  # [B 1]
-        shift = session_no if self.use_session_token else 0
-        total = length + (n_sessions.squeeze(1) if self.use_session_token else 0)
-        drop = (total - max_len).clamp(min=0).unsqueeze(1)
-        rank = index + shift - drop  # where each event lands after insertion and cut, 0-based
-        # left padding: the row ends at the last column (MASK always last, positions count
-        # back from the newest token); right padding: it starts at the first (RecBole's)
-        pad = (max_len - total).clamp(min=0).unsqueeze(1) if self.padding_side == "left" else 0
-        position = rank + pad
-        dump = max_len  # an extra column that receives everything not kept
-        keep = valid & (rank >= 0)
-        item_at = torch.where(keep, position, dump)
-
-        tokens = items.new_zeros(batch, max_len + 1).scatter(1, item_at, items)
-        out_times = out_segments = None
-        if self.use_time:
-            out_times = times.new_zeros(batch, max_len + 1).scatter(1, item_at, times)
-        if self.max_session_segments:
-            # newest session -> m, the one before m - 1, ..., older clamped to 1; padding 0
-            segment = (self.max_session_segments - n_sessions + session_no).clamp(min=1)
-            out_segments = segment.new_zeros(batch, max_len + 1).scatter(1, item_at, segment)
-        if self.use_session_token:
-            token_keep = starts & (rank >= 1)
-            token_at = torch.where(token_keep, position - 1, dump)
-            tokens = tokens.scatter(1, token_at, torch.full_like(items, self.session_token_id))
-            if out_times is not None:
-                out_times = out_times.scatter(1, token_at, times)  # its session's first time
-            if out_segments is not None:
-                out_segments = out_segments.scatter(1, token_at, segment)
-        last = total.clamp(max=max_len) - 1 if self.padding_side == "right" else torch.full_like(total, max_len - 1)
-        tokens = tokens[:, :max_len]
-        out_times = None if out_times is None else out_times[:, :max_len]
-        out_segments = None if out_segments is None else out_segments[:, :max_len]
-        return tokens, out_segments, out_times, last
-
-    def _history(self, interaction):
-        """The history fields this configuration reads."""
-        times = interaction[self.TIME_SEQ] if self.use_time else None
-        sessions = interaction[self.SESSION_SEQ] if self.use_session_ids else None
-        return interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], times, sessions
-
-    def _target(self, interaction, item: torch.Tensor):
-        """The appended event: ``item`` with the target's own time and session."""
-        time = interaction[self.TIME] if self.use_time else None
-        session = interaction[self.SESSION] if self.use_session_ids else None
-        return item, time, session
+        self._init_session_input(config, dataset, session_token_id=self.n_items + 1)
+        self._add_transformer_session_modules(config)
 
     # ------------------------------------------------------------------ network
     def encode(self, item_seq, segments=None, times=None):
         """The Transformer's output at every position [B L H], before the output head."""
-        position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
-        position_ids = position_ids.unsqueeze(0).expand_as(item_seq)
-        input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)
-        if self.max_session_segments:
-            input_emb = input_emb + self.segment_embedding(segments)
-        input_emb = self.dropout(self.LayerNorm(input_emb))
-        attention_mask = self.get_attention_mask(item_seq, bidirectional=True)
-        if self.temporal_dim:
-            temporal = self.temporal_encoding(times)
-            hidden = input_emb
-            for layer in self.trm_encoder.layer:
-                hidden = layer.multi_head_attention(hidden, attention_mask, temporal)
-                hidden = layer.feed_forward(hidden)
-        else:
-            hidden = self.trm_encoder(input_emb, attention_mask, output_all_encoded_layers=True)[-1]
-        return hidden
+        return self._encode(item_seq, segments, times, bidirectional=True)
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         """BERT4Rec's output head (Linear, GELU, LayerNorm), position by position: applied only
