@@ -52,6 +52,8 @@ FAST = {
     "python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k --session_token=False --temporal_dim=0":
         "--epochs=1",
     "python run_recbole_session.py --model=SRIEM --dataset=diginetica-synth": "--epochs=1",
+    "python run_recbole_session.py --model=SessionSASRec --dataset=ml-100k": "--epochs=1",
+    "python run_recbole_session.py --model=SessionGRU4Rec --dataset=ml-100k": "--epochs=1",
     "python run_recbole_session.py --model=ASARS --dataset=ml-100k-asars-small --variant=time_cat --rnn_type=GRU":
         "--epochs=1",
     "python -m recbole_session.tune --model=GRU4Rec --dataset=ml-100k --num-samples=4 --epochs=2 "
@@ -92,6 +94,10 @@ OUTPUT = {
         ("file", "log/SessionBERT4Rec/SessionBERT4Rec-ml-100k-*.results.json"),
     "python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k --session_token=False --temporal_dim=0":
         ("printed", r"test result"),
+    "python run_recbole_session.py --model=SessionSASRec --dataset=ml-100k":
+        ("file", "log/SessionSASRec/SessionSASRec-ml-100k-*.results.json"),
+    "python run_recbole_session.py --model=SessionGRU4Rec --dataset=ml-100k":
+        ("file", "log/SessionGRU4Rec/SessionGRU4Rec-ml-100k-*.results.json"),
     "python tests/session_data.py atomic_files": ("file", "atomic_files/diginetica-synth/diginetica-synth.train.inter"),
     "python run_recbole_session.py --model=SRIEM --dataset=diginetica-synth":
         ("file", "log/SRIEM/SRIEM-diginetica-synth-*.results.json"),

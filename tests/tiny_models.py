@@ -19,6 +19,8 @@ MODELS = {
     "ASARS": {"embedding_size": 16, "hidden_size": 16, "user_embedding_size": 8, "dwell_embedding_size": 8},
     "SASRec": TINY_TRANSFORMER,
     "GRU4Rec": {"embedding_size": 16, "hidden_size": 16},
+    "SessionSASRec": TINY_TRANSFORMER,
+    "SessionGRU4Rec": {"embedding_size": 16, "hidden_size": 16},
 }
 # the models the issue names (the package's three and SASRec); GRU4Rec checks the path through
 # RecBole's other sequential models
