@@ -418,11 +418,14 @@ EVERY_MODEL_SPACES = {
     "SRIEM": "learning_rate: {grid: [0.001, 0.002]}\n",
     "ASARS": "learning_rate: {grid: [0.1, 0.2]}\n",
     "VSKNN": "k: {grid: [50, 100]}\n",
+    "SessionSASRec": "hidden_size: {grid: [16, 32]}\n",
+    "SessionGRU4Rec": "hidden_size: {grid: [16, 32]}\n",
 }
 # smaller sizes than the yamls' (d 200 for SRIEM), so that the test is quick: what it checks
 # (the data reaching a trial, the default validation protocol) does not depend on them
 EVERY_MODEL_SMALL = {"SRIEM": ["--embedding_size=16", "--attention_size=8"],
-                     "ASARS": ["--embedding_size=16", "--hidden_size=16"]}
+                     "ASARS": ["--embedding_size=16", "--hidden_size=16"],
+                     "SessionSASRec": ["--inner_size=32"], "SessionGRU4Rec": ["--embedding_size=16"]}
 
 
 def test_every_model_of_the_package_searches_from_a_folder_with_a_relative_data_path(
