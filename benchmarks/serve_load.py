@@ -269,6 +269,18 @@ def table(rows: list[dict], args, load_before: str) -> str:
         *lines,
         "",
         "; ".join(goals) + ".",
+        "",
+        "Where the time goes: per request the server spends "
+        + ", ".join(f"{r['server_cpu_ms_per_request'] - r['api_cpu_ms_per_request']:.2f} ms ({r['model']})"
+                    for r in rows)
+        + " of CPU more than the API: reading the HTTP request and its JSON, handing it to the model's "
+        "thread and back, writing the answer, and batches smaller than the API's "
+        f"({', '.join(str(r['mean_batch']) for r in rows)} requests on average against {args.max_batch}: "
+        "a batch takes the requests that are waiting, and the clients, on the same cores, keep fewer "
+        "waiting). The clients' own CPU per request is in the same column. The throughput ratio is "
+        "bounded by that arithmetic on two shared cores, not by a limit of the server's threads: an "
+        "asyncio variant of the same service (one event loop for all connections) was measured at the "
+        "same throughput (`docs/recommend.md`).",
     ])
 
 
