@@ -41,7 +41,8 @@ import torch
 
 from recbole_session.convert import convert
 from recbole_session.files import update_section, write_atomic
-from recbole_session.recommend import At, Recommender, Request
+from recbole_session.recommend import Recommender
+from recbole_session.recommend_requests import At, Request
 from recbole_session.training import run_recbole_session
 
 ROOT = Path(__file__).resolve().parent.parent

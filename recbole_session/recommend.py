@@ -27,17 +27,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import json
 import math
 import os
 import pickle
 import signal
-import stat
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,530 +48,47 @@ from recbole.utils import ModelType
 
 from recbole_session.build import from_checkpoint
 from recbole_session.cli import ArgumentParser, UsageError, exit_with, fail
-from recbole_session.files import atomic_path, check_output, os_reason, write_error
+from recbole_session.files import atomic_path, check_output, write_error
 from recbole_session.literals import SHORT_REPR, short
+from recbole_session.recommend_history import (
+    Fields,
+    History,
+    SessionRule,
+    TimeAxis,
+    has_repeats,
+)
+from recbole_session.recommend_requests import (
+    DEFAULT_AT,
+    MAX_INPUT_BYTES,
+    USER_TYPES,
+    At,
+    Event,
+    RecommendError,
+    RecommendWarning,
+    Request,
+    Requests,
+    _as_events,
+    _check_columns,
+    _number,
+    read_events,
+    read_requests,
+)
 
-# the default request time: one second after the user's last known event (the current session)
-DEFAULT_AT = "+1"
-# the column that stands for the events' times in a dataset without a time field (session-based
-# benchmark files): their order
-ORDER = "__order__"
+# the public names: the request types are defined in recommend_requests, the history in
+# recommend_history; both are reached from here
+__all__ = ["MAX_INPUT_BYTES", "At", "Event", "RecommendError", "RecommendWarning", "Recommender", "Request",
+           "check_checkpoint_path", "has_repeats", "main"]
+
 # the names of the user tables (nn.Embedding over users) a model may have: ASARS', Caser's,
 # HGN's, HRM's, SHAN's, NPE's ``user_embedding`` and FPMC's ``UI_emb``
 USER_TABLES = ("user", "UI_emb")
-EVENT_COLUMNS = ("user", "item", "time")
-REQUEST_COLUMNS = ("user", "time")
-USER_TYPES = (str, int, np.integer)  # an original user id, as text or as a number
 OUTPUT_COLUMNS = ["user", "rank", "item", "score"]
 # the 0/1 columns of an answer: how it was made
 FLAGS = ("new_session", "popular", "new_user", "mean_user")
-# the largest --requests / --events file read (about 8 million requests of "user,+SECONDS"): a
-# bigger batch is several runs, and a file of gigabytes is refused before it is read
-MAX_INPUT_BYTES = 100 * 2**20
 # the most unknown items or users one warning lists (it says how many more)
 MAX_LISTED = 5
 # exit status when the reader of stdout went away (`... | head`), as a shell reports SIGPIPE
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-
-
-class RecommendError(UsageError):
-    """Bad input (checkpoint, user, time, events, requests or output), said in one line."""
-
-
-class RecommendWarning(UserWarning):
-    """Something skipped or answered by the popularity fallback (an unknown item or user)."""
-
-
-# ---------------------------------------------------------------------------------- times
-@dataclass(frozen=True)
-class At:
-    """A request time: ``relative`` seconds after the user's last known event, or ``absolute``
-    in the raw data's unit."""
-
-    value: float
-    relative: bool
-
-    @classmethod
-    def parse(cls, text: Any, where: str = "--at") -> At:
-        if text is None or (isinstance(text, str) and not text.strip()):
-            text = DEFAULT_AT
-        if isinstance(text, At):
-            return text
-        if isinstance(text, (int, float, np.integer, np.floating)) and not isinstance(text, bool):
-            value, relative = float(text), False
-        else:
-            raw = str(text).strip()
-            relative = raw.startswith("+")
-            try:
-                value = float(raw[1:] if relative else raw)
-            except ValueError:
-                value = math.nan
-            if relative and raw[1:2] in ("+", "-"):
-                value = math.nan
-        if not math.isfinite(value):
-            raise RecommendError(
-                f"{where}: {short(text)} is not a time: expected an absolute time in the raw data's unit "
-                "(e.g. 874729683) or +SECONDS after the user's last event (e.g. +60)"
-            )
-        return cls(value, relative)
-
-
-@dataclass(frozen=True)
-class TimeAxis:
-    """Raw times <-> the dataset's times (seconds after ``origin``, the converter's
-    ``time_origin``; 0 for atomic files written by anything else)."""
-
-    origin: float
-
-    @classmethod
-    def of(cls, config) -> TimeAxis:
-        stats = Path(config["data_path"]) / f"{config['dataset']}.stats.json"
-        if stats.is_file():
-            origin = json.loads(stats.read_text(encoding="utf-8")).get("time_origin")
-            if isinstance(origin, (int, float)) and not isinstance(origin, bool):
-                return cls(origin)
-        return cls(0)
-
-    def relative(self, raw: float) -> float:
-        return float(raw) - self.origin
-
-    def absolute(self, relative: float) -> float:
-        return float(relative) + self.origin
-
-
-# ---------------------------------------------------------------------------------- history
-@dataclass(frozen=True)
-class Fields:
-    """The field names the batch needs, read from the Config and the dataset."""
-
-    user: str
-    item: str
-    time: str | None  # None: session-based benchmark files (no times)
-    session: str | None
-    dwell: str | None
-    length: str
-    suffix: str
-    events: tuple[str, ...]  # every field that has a ``<field><suffix>`` history list
-
-    @classmethod
-    def of(cls, config, dataset) -> Fields:
-        suffix = config["LIST_SUFFIX"]
-        names = set(dataset.inter_feat.columns)
-        events = tuple(f for f in dataset.inter_feat.columns if f + suffix in names)
-        session = config["SESSION_ID_FIELD"] if config["SESSION_ID_FIELD"] in events else None
-        dwell = config["DWELL_FIELD"] if config["DWELL_FIELD"] in events else None
-        time = dataset.time_field if dataset.time_field in names else None  # benchmark files may have none
-        return cls(dataset.uid_field, dataset.iid_field, time, session, dwell,
-                   config["ITEM_LIST_LENGTH_FIELD"], suffix, events)
-
-
-class History:
-    """Every known event of every user (or request slot) in time order: one flat array per event
-    field, a user's events contiguous (``offsets``), and the newest ``max_len`` events of each as
-    RecBole's right-padded ``<field>_list`` tensors, so that a batch of requests is one gather.
-
-    ``model_user`` is the user id the model is given for each row (the user itself for the
-    dataset's history; for a request slot the known user it continues, or 0, RecBole's padding
-    user, for a user the data never had: ``guest``). Without a time field (session-based
-    benchmark files) the events' order stands for their times (:data:`ORDER`)."""
-
-    def __init__(self, fields: Fields, users: np.ndarray, columns: dict[str, np.ndarray],
-                 n_users: int, max_len: int, next_session: int, rule: SessionRule,
-                 model_user: np.ndarray | None = None, guest: np.ndarray | None = None):
-        self.fields, self.users, self.columns = fields, users, columns
-        self.n_users, self.max_len, self.next_session, self.rule = n_users, max_len, next_session, rule
-        self.model_user = np.arange(n_users) if model_user is None else model_user
-        self.guest = np.zeros(n_users, bool) if guest is None else guest
-        self.offsets = np.searchsorted(users, np.arange(n_users + 1))
-        self.counts = np.diff(self.offsets)
-        last = np.maximum(self.offsets[1:] - 1, 0)
-        self.time_key = fields.time or ORDER
-        self.time_dtype = columns[self.time_key].dtype
-        self.last_time = columns[self.time_key][last].astype(np.float64) if len(users) else np.zeros(n_users)
-        self.last_session = columns[fields.session][last] if fields.session and len(users) else None
-        start = np.maximum(self.offsets[:-1], self.offsets[1:] - max_len)
-        self.length = torch.from_numpy(self.offsets[1:] - start)
-        index = start[:, None] + np.arange(max_len)
-        valid = np.arange(max_len) < self.length.numpy()[:, None]
-        index = np.where(valid, index, 0)
-        self.lists = {}
-        for name in fields.events:
-            column = columns[name]
-            values = column[index] if len(column) else np.zeros(index.shape + column.shape[1:], column.dtype)
-            shape = valid.shape + (1,) * (values.ndim - 2)
-            self.lists[name] = torch.from_numpy(np.where(valid.reshape(shape), values, 0))
-
-    @classmethod
-    def empty(cls, fields: Fields, dataset, max_len: int, rule: SessionRule) -> History:
-        """No known user: the base of a session-based dataset, whose rows are examples, not
-        events; every request brings its session's items."""
-        columns = {name: np.zeros((0,) + dataset.inter_feat[name].numpy().shape[1:],
-                                  dtype=dataset.inter_feat[name].numpy().dtype) for name in fields.events}
-        columns.setdefault(fields.time or ORDER, np.zeros(0, np.float64))
-        return cls(fields, np.zeros(0, np.int64), columns, 0, max_len, 0, rule)
-
-    @classmethod
-    def from_dataset(cls, config, dataset, fields: Fields, rule: SessionRule, holdout: int = 0) -> History:
-        """Rebuild the events from RecBole's sequential rows (row i of a user: the history list
-        and its target): a user's events are the first row's one-item list, then every row's
-        target. ``holdout`` leaves out each user's newest events (1: the history the test loader
-        sees under leave-one-out, 2: valid's)."""
-        if config["benchmark_filename"]:
-            raise RecommendError(
-                f"dataset '{config['dataset']}' is made of benchmark files (one row per example, "
-                "not per event): recommend needs a session-aware dataset with a user's events"
-            )
-        feat = dataset.inter_feat
-        user = feat[fields.user].numpy()
-        order = np.argsort(user, kind="stable")  # RecBole's rows are in time order: stays per user
-        user = user[order]
-        first = np.r_[True, user[1:] != user[:-1]] if len(user) else np.zeros(0, bool)
-        if (feat[fields.length].numpy()[order][first] != 1).any():
-            raise RecommendError("dataset rows are not RecBole's sequential prefixes: a user's first row "
-                                 "should hold a one-item history")
-        target_at = np.arange(len(user)) + np.cumsum(first)
-        first_at = target_at[first] - 1
-        n = len(user) + int(first.sum())
-        users = np.empty(n, dtype=np.int64)
-        users[target_at], users[first_at] = user, user[first]
-        columns = {}
-        for name in fields.events:
-            target = feat[name].numpy()[order]
-            history = feat[name + fields.suffix].numpy()[order]
-            column = np.empty((n,) + target.shape[1:], dtype=target.dtype)
-            column[target_at], column[first_at] = target, history[first, 0]
-            columns[name] = column
-        if holdout:
-            from_end = _rank_from_end(users)
-            keep = from_end >= holdout
-            if (np.bincount(users[keep], minlength=dataset.user_num)[np.unique(users)] == 0).any():
-                raise RecommendError(f"holdout={holdout} leaves a user without events")
-            users, columns = users[keep], {k: v[keep] for k, v in columns.items()}
-        next_session = dataset.num(fields.session) if fields.session else 0
-        return cls(fields, users, columns, dataset.user_num, config["MAX_ITEM_LIST_LENGTH"],
-                   next_session, rule)
-
-    def stored(self, time: np.ndarray) -> np.ndarray:
-        """Times as the dataset stores them (RecBole keeps float32 unless the dataset class keeps
-        float64, as SessionBERT4RecDataset does), so that they compare with the known events'."""
-        with np.errstate(over="ignore"):  # past the type's range: inf, refused by the callers
-            return np.asarray(time, dtype=np.float64).astype(self.time_dtype).astype(np.float64)
-
-    @property
-    def too_far(self) -> str:
-        """Why a time that overflows the dataset's time type is refused (float32 ends near 3.4e38)."""
-        return f"is beyond the dataset's times ({self.time_dtype}, at most {np.finfo(self.time_dtype).max:.3g})"
-
-    def known(self, user: np.ndarray) -> np.ndarray:
-        if not self.n_users:
-            return np.zeros(np.shape(user), bool)
-        return (user >= 0) & (user < self.n_users) & (self.counts[np.clip(user, 0, self.n_users - 1)] > 0)
-
-    def slots(self, base: np.ndarray, slot: np.ndarray, item: np.ndarray, time: np.ndarray,
-              where: list[str]) -> History:
-        """A history of ``len(base)`` request slots: slot ``s`` holds the known events of user
-        ``base[s]`` (none when -1: a user the data never had, or an anonymous session), then its
-        fresh events (``slot``, ``item``: internal ids, ``time``: dataset times, each at or
-        after the slot's last known event). Each fresh event continues its session or opens a new
-        one by the session rule (a slot's first event always opens one), and the dwell of the
-        event before it becomes the gap when the session goes on (the converter's dwell: seconds
-        to the next event of the same session, 0 for the last). The dataset's history is left as
-        it is: requests with events of their own do not see each other's."""
-        f, n_slots = self.fields, len(base)
-        time = self.stored(time)
-        for i in np.nonzero(~np.isfinite(time))[0][:1]:
-            raise RecommendError(f"{where[i]}: time {self.too_far}")
-        order = np.lexsort((time, slot))
-        slot, item, time = slot[order], item[order], time[order]
-        where = [where[i] for i in order]
-        known = base >= 0
-        safe = np.where(known, base, 0) if self.n_users else None  # None: no known user at all
-        last = np.where(known, self.last_time[safe], -np.inf) if self.n_users else np.full(n_slots, -np.inf)
-        for i in np.nonzero(time < last[slot])[0][:1]:
-            raise RecommendError(f"{where[i]}: time is before the user's last known event; fresh events come after it")
-        old = np.where(known, self.counts[safe], 0) if self.n_users else np.zeros(n_slots, np.int64)
-        total = old + np.bincount(slot, minlength=n_slots)
-        start = np.r_[0, np.cumsum(total)[:-1]]
-        users = np.repeat(np.arange(n_slots), total)
-        # the known events' rows in the dataset's arrays and in the slots', then the fresh ones'
-        source = np.repeat(self.offsets[:-1][safe] if self.n_users else old, old)
-        source = source + np.arange(old.sum()) - np.repeat(np.r_[0, np.cumsum(old)[:-1]], old)
-        target = np.repeat(start, old) + np.arange(old.sum()) - np.repeat(np.r_[0, np.cumsum(old)[:-1]], old)
-        fresh = start[slot] + old[slot] + _rank_in_group(slot)
-        columns = {}
-        for name, column in self.columns.items():
-            new = np.zeros((len(users),) + column.shape[1:], dtype=column.dtype)
-            new[target] = column[source]
-            if name == f.item:
-                new[fresh] = item
-            elif name == self.time_key:
-                new[fresh] = time
-            columns[name] = new
-        times = columns[self.time_key].astype(np.float64)
-        next_session = self.next_session
-        for at in fresh:
-            opens = at == start[users[at]] or bool(self.rule.opens(times[at] - times[at - 1]))
-            if f.session:
-                if opens:
-                    columns[f.session][at] = next_session
-                    next_session += 1
-                else:
-                    columns[f.session][at] = columns[f.session][at - 1]
-            if f.dwell and not opens:
-                columns[f.dwell][at - 1] = times[at] - times[at - 1]
-        return History(f, users, columns, n_slots, self.max_len, next_session, self.rule,
-                       model_user=np.where(known, base, 0), guest=~known)
-
-    def seen(self, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row, item) of every known event of each user of a batch."""
-        counts = self.counts[user]
-        rows = np.repeat(np.arange(len(user)), counts)
-        starts = np.repeat(self.offsets[user] - np.r_[0, np.cumsum(counts)[:-1]], counts)
-        return rows, self.columns[self.fields.item][starts + np.arange(len(rows))]
-
-
-def _rank_in_group(groups: np.ndarray) -> np.ndarray:
-    """For sorted group labels: 0 for each group's first element, 1 for the next, ..."""
-    return np.arange(len(groups)) - np.searchsorted(groups, groups, side="left")
-
-
-def _rank_from_end(users: np.ndarray) -> np.ndarray:
-    """For contiguous user groups: 0 for each user's last element, 1 for the one before, ..."""
-    ends = np.searchsorted(users, users, side="right")
-    return ends - 1 - np.arange(len(users))
-
-
-@dataclass(frozen=True)
-class SessionRule:
-    """When a gap opens a new session: the dataset's ``session_gap`` (None: never), strictly
-    greater, or also equal with the converter's ``session_gap_inclusive``."""
-
-    gap: float | None
-    inclusive: bool = False
-
-    @classmethod
-    def of(cls, config) -> SessionRule:
-        convert = config["convert"] if "convert" in config else None
-        inclusive = bool((convert or {}).get("session_gap_inclusive", False))
-        gap = config["session_gap"] if "session_gap" in config else None
-        return cls(float(gap) if gap else None, inclusive)
-
-    def opens(self, gap: np.ndarray) -> np.ndarray:
-        gap = np.asarray(gap, dtype=np.float64)
-        if self.gap is None:
-            return np.zeros(gap.shape, bool)
-        return (gap >= self.gap) if self.inclusive else (gap > self.gap)
-
-
-# ---------------------------------------------------------------------------------- requests
-@dataclass
-class Requests:
-    """Requests as columns: original user ids, the time values and whether each is relative
-    (``+SECONDS``), and where each came from (for messages; default ``request <n>``)."""
-
-    users: list[str]
-    value: np.ndarray
-    relative: np.ndarray
-    wheres: list[str] | None = None
-
-    def where(self, i: int) -> str:
-        return self.wheres[i] if self.wheres is not None else f"request {i + 1}"
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    @classmethod
-    def parse(cls, users: list[str], times: list[Any], wheres: list[str] | None = None) -> Requests:
-        """Times parsed once per distinct value (a batch usually repeats one or a few)."""
-        parsed: dict[Any, At] = {}
-        value, relative = np.empty(len(users)), np.empty(len(users), dtype=bool)
-        if all(at is None for at in times):  # the common case: every request at the default time
-            default = At.parse(None)
-            value.fill(default.value)
-            relative.fill(default.relative)
-            times = []
-        for i, at in enumerate(times):
-            if at is not None and not isinstance(at, str) and pd.isna(at):
-                at = None
-            key = (type(at), at)
-            if key not in parsed:
-                where = wheres[i] if wheres is not None else f"request {i + 1}"
-                parsed[key] = At.parse(at, f"{where} field 'time'")
-            value[i], relative[i] = parsed[key].value, parsed[key].relative
-        return cls([str(u) for u in users], value, relative, wheres)
-
-    @classmethod
-    def of(cls, requests: Any) -> Requests:
-        """A DataFrame (``user`` and optional ``time``), or an iterable of users or (user, time)."""
-        if isinstance(requests, Requests):
-            return requests
-        if isinstance(requests, pd.DataFrame):
-            if "user" not in requests.columns:
-                raise RecommendError("requests: missing column 'user'")
-            users = requests["user"].tolist()
-            times = requests["time"].tolist() if "time" in requests.columns else [None] * len(users)
-            return cls.parse(users, times)
-        # a bare string would be read as one user per character
-        if isinstance(requests, (str, bytes, dict)) or not isinstance(requests, Iterable):
-            raise RecommendError(f"requests expects a DataFrame or a list of users or (user, time) pairs, got "
-                                 f"{type(requests).__name__} (one user: recommend(user))")
-        pairs = []
-        for i, r in enumerate(requests):
-            if isinstance(r, USER_TYPES) and not isinstance(r, bool):
-                pairs.append((r, None))
-            elif isinstance(r, (tuple, list)) and len(r) == len(REQUEST_COLUMNS):
-                pairs.append(tuple(r))
-            else:
-                raise RecommendError(f"requests[{i}] expects a user (str or int) or a (user, time) pair, "
-                                     f"got {short(r)}")
-        return cls.parse([u for u, _ in pairs], [t for _, t in pairs])
-
-
-@dataclass(frozen=True)
-class Event:
-    user: str | None  # None: an anonymous session's event
-    item: str
-    time: float
-    where: str
-
-
-def _as_events(events: Any, user: str | None = None) -> list[Event]:
-    """A CSV path, a DataFrame (``user,item,time``; ``item,time`` with ``user`` given), or an
-    iterable of (item, time) with ``user`` given / (user, item, time)."""
-    if events is None:
-        return []
-    if isinstance(events, (str, os.PathLike)):
-        return read_events(events)
-    if isinstance(events, pd.DataFrame):
-        columns = [str(c) for c in events.columns]
-        _check_columns("events", columns, EVENT_COLUMNS, optional=("user",) if user is not None else ())
-        rows = zip(events["user"] if "user" in columns else [user] * len(events), events["item"], events["time"])
-    elif isinstance(events, (bytes, dict)) or not isinstance(events, Iterable):
-        raise RecommendError(f"events expects a CSV path, a DataFrame or a list of (user, item, time), got "
-                             f"{type(events).__name__}")
-    else:
-        rows = [_event_row(r, user, i) for i, r in enumerate(events)]
-    out = []
-    for i, (who, item, time) in enumerate(rows, 1):
-        where = f"event {i}"
-        if who is None:
-            raise RecommendError(f"{where}: no user (give (user, item, time))")
-        out.append(Event(str(who), str(item), _number(time, f"{where} field 'time'"), where))
-    return out
-
-
-def _event_row(row: Any, user: str | None, i: int) -> tuple:
-    if isinstance(row, (tuple, list)) and len(row) == len(EVENT_COLUMNS):
-        return tuple(row)
-    if isinstance(row, (tuple, list)) and len(row) == len(EVENT_COLUMNS) - 1 and user is not None:
-        return (user, *row)
-    expected = "(user, item, time)" + (" or (item, time)" if user is not None else "")
-    raise RecommendError(f"events[{i}] expects {expected}, got {short(row)}")
-
-
-def _number(value: Any, where: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number):
-        raise RecommendError(f"{where}: {short(value)} is not a number (a time in the raw data's unit)")
-    return number
-
-
-def _check_columns(name: str, columns: list[str], expected: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    for column in columns:
-        if column not in expected:
-            raise RecommendError(f"{name}: unknown column {short(column)}; expected {','.join(expected)}")
-    for column in expected:
-        if columns.count(column) > 1:
-            raise RecommendError(f"{name}: column {column!r} given twice; expected {','.join(expected)}")
-    for column in expected:
-        if column not in columns and column not in optional:
-            raise RecommendError(f"{name}: missing column {column!r}; expected {','.join(expected)}")
-
-
-def _read_csv(path: str | Path, expected: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
-    """The rows of a UTF-8 CSV file (a byte-order mark allowed) of at most
-    :data:`MAX_INPUT_BYTES`, checked before it is read; every error names the file and line."""
-    path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise RecommendError(f"{path}: no such file") from None
-    except OSError as err:
-        raise RecommendError(f"{path}: cannot read: {os_reason(err)}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise RecommendError(f"{path}: is a folder, not a CSV file")
-    if not stat.S_ISREG(info.st_mode):  # a pipe or a device may never end
-        raise RecommendError(f"{path}: not a regular file")
-    if info.st_size > MAX_INPUT_BYTES:
-        raise RecommendError(f"{path}: {info.st_size} bytes, more than the limit of {MAX_INPUT_BYTES} "
-                             f"({MAX_INPUT_BYTES // 2**20} MiB); split it into several files")
-    try:
-        with open(path, "rb") as handle:
-            reader = csv.reader(_text_lines(handle, path))
-            try:
-                header = next(reader, None)
-                if header is None:
-                    raise RecommendError(f"{path}: empty file; expected the header {','.join(expected)}")
-                header = [h.strip() for h in header]
-                _check_columns(str(path), header, expected, optional)
-                for row in reader:
-                    if not row or not any(v.strip() for v in row):
-                        continue
-                    if len(row) != len(header):
-                        raise RecommendError(f"{path} line {reader.line_num}: {len(row)} fields, expected "
-                                             f"{len(header)} ({','.join(header)})")
-                    yield reader.line_num, {h: v.strip() for h, v in zip(header, row)}
-            except csv.Error as err:  # a field past csv's limit, a NUL byte, an open quote at the end
-                raise RecommendError(f"{path} line {reader.line_num}: not a CSV row ({err})") from None
-    except OSError as err:
-        raise RecommendError(f"{path}: cannot read: {os_reason(err)}") from None
-
-
-def _text_lines(handle, path: Path) -> Iterator[str]:
-    """Lines decoded one by one, so that a byte that is not UTF-8 is named with its line; the first
-    may start with the byte-order mark that spreadsheets write. Stops at :data:`MAX_INPUT_BYTES`
-    (the file may have grown since it was measured)."""
-    read = 0
-    for number, raw in enumerate(handle, start=1):
-        read += len(raw)
-        if read > MAX_INPUT_BYTES:
-            raise RecommendError(f"{path}: more than the limit of {MAX_INPUT_BYTES} bytes "
-                                 f"({MAX_INPUT_BYTES // 2**20} MiB); split it into several files")
-        try:
-            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as err:
-            raise RecommendError(f"{path} line {number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
-                                 f"position {err.start + 1}); save the file as UTF-8") from None
-
-
-def read_events(path: str | Path) -> list[Event]:
-    """``user,item,time`` rows (original ids, times in the raw data's unit)."""
-    events = []
-    for line, row in _read_csv(path, EVENT_COLUMNS):
-        where = f"{path} line {line}"
-        for column in ("user", "item"):
-            if not row[column]:
-                raise RecommendError(f"{where} field '{column}': empty")
-        events.append(Event(row["user"], row["item"], _number(row["time"], f"{where} field 'time'"), where))
-    return events
-
-
-def read_requests(path: str | Path) -> Requests:
-    """``user,time`` rows; ``time`` absolute, ``+SECONDS`` or empty (the default ``+1``)."""
-    users, times, wheres = [], [], []
-    for line, row in _read_csv(path, REQUEST_COLUMNS, optional=("time",)):
-        where = f"{path} line {line}"
-        if not row["user"]:
-            raise RecommendError(f"{where} field 'user': empty")
-        users.append(row["user"])
-        times.append(row.get("time"))
-        wheres.append(where)
-    if not users:
-        raise RecommendError(f"{path}: no requests, only the header; expected rows user,time")
-    return Requests.parse(users, times, wheres)
 
 
 # ---------------------------------------------------------------------------------- recommender
@@ -586,27 +100,6 @@ def check_checkpoint_path(path: str | os.PathLike) -> Path:
     if not path.is_file():
         raise RecommendError(f"{path}: no such checkpoint")
     return path
-
-
-def has_repeats(users: np.ndarray, items: np.ndarray, n_items: int) -> bool:
-    """Whether some user has some item twice. Without repeats a user's items are never a next
-    item in the data, so recommendations leave them out by default (``--exclude-seen``)."""
-    return len(np.unique(users.astype(np.int64) * n_items + items)) < len(items)
-
-
-@dataclass
-class Request:
-    """One request of :meth:`Recommender.answer`, with its own fresh events: ``user`` (an original
-    id; None: an anonymous session, which then needs events), ``at``, ``events`` (this request's
-    alone), ``k`` and ``exclude_seen`` (None: the dataset's default); ``where`` names it in
-    messages."""
-
-    user: str | None = None
-    at: At = At(float(DEFAULT_AT), True)
-    events: list[Event] = field(default_factory=list)
-    k: int = 10
-    exclude_seen: bool | None = None
-    where: str = "request"
 
 
 @dataclass

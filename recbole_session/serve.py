@@ -68,7 +68,7 @@ class BadRequest(UsageError):
 # ---------------------------------------------------------------------------------- requests
 def parse_request(body: Any, where: str, recommender) -> Any:
     """A JSON request object -> :class:`recbole_session.recommend.Request`, or :class:`BadRequest`."""
-    from recbole_session.recommend import At, Event, RecommendError, Request
+    from recbole_session.recommend_requests import At, Event, RecommendError, Request
 
     if not isinstance(body, dict):
         raise BadRequest(f"{where}: expected a JSON object with {', '.join(REQUEST_FIELDS)}, got {_kind(body)}")
@@ -192,7 +192,7 @@ class Batcher:
                 return
 
     def _answer(self, batch: list[_Job]) -> None:
-        from recbole_session.recommend import RecommendError
+        from recbole_session.recommend_requests import RecommendError
 
         try:
             answers = self._score([r for job in batch for r in job.requests])

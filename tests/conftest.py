@@ -39,6 +39,18 @@ def atomic_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def inter(atomic_root):
+    """The converted ml-100k.inter, read independently of RecBole (tokens as strings, times as
+    floats)."""
+    import pandas as pd
+
+    frame = pd.read_csv(atomic_root / "ml-100k" / "ml-100k.inter", sep="\t", dtype=str)
+    frame.columns = [c.split(":")[0] for c in frame.columns]
+    frame["timestamp"] = frame["timestamp"].astype(float)
+    return frame
+
+
+@pytest.fixture(scope="session")
 def checkpoints(atomic_root, tmp_path_factory) -> dict[str, str]:
     """A checkpoint of each tiny model of tests/tiny_models.py, trained once for every module
     that loads one (recommend, evaluate)."""

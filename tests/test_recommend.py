@@ -47,15 +47,6 @@ def recommender(checkpoints, name: str, holdout: int = 0) -> Recommender:
     return _LOADED[name, holdout]
 
 
-@pytest.fixture(scope="module")
-def inter(atomic_root) -> pd.DataFrame:
-    """The converted file, read independently of RecBole (tokens as strings)."""
-    frame = pd.read_csv(atomic_root / "ml-100k" / "ml-100k.inter", sep="\t", dtype=str)
-    frame.columns = [c.split(":")[0] for c in frame.columns]
-    frame["timestamp"] = frame["timestamp"].astype(float)
-    return frame
-
-
 def cli(argv: list[str], tmp_path: Path, name: str = "out.csv") -> pd.DataFrame:
     """The command's CSV; scores as float32, the model's precision, which the CSV keeps exactly."""
     out = tmp_path / name

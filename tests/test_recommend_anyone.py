@@ -32,14 +32,6 @@ def recommender(path: str) -> Recommender:
     return _LOADED[path]
 
 
-@pytest.fixture(scope="module")
-def inter(atomic_root) -> pd.DataFrame:
-    frame = pd.read_csv(atomic_root / "ml-100k" / "ml-100k.inter", sep="\t", dtype=str)
-    frame.columns = [c.split(":")[0] for c in frame.columns]
-    frame["timestamp"] = frame["timestamp"].astype(float)
-    return frame
-
-
 def events_of(inter: pd.DataFrame, user: str, origin: float, who: str | None) -> pd.DataFrame:
     rows = inter[inter["user_id"] == user]
     frame = pd.DataFrame({"item": rows["item_id"], "time": rows["timestamp"] + origin})
@@ -80,7 +72,7 @@ def test_an_anonymous_session_is_scored_from_its_events(model, checkpoints, inte
 def test_a_request_with_its_own_events_does_not_see_another_requests_events(checkpoints, inter):
     """Recommender.answer (the service's form): each request's events are its own, even for the
     same user in the same batch."""
-    from recbole_session.recommend import At, Event, Request
+    from recbole_session.recommend_requests import At, Event, Request
 
     rec = recommender(checkpoints["SessionBERT4Rec"])
     last = rec.time_axis.origin + inter.loc[inter["user_id"] == "2", "timestamp"].max()
