@@ -21,6 +21,7 @@ packages (``docs/recommend.md``, "The service", says what to put in front of it 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -53,6 +54,10 @@ DEFAULT_MAX_WAIT_MS = 2.0
 IDLE_TIMEOUT_S = 5.0
 # connections waiting to be accepted (socketserver's default of 5 resets a burst of clients)
 LISTEN_BACKLOG = 1024
+# a body over the limit but at most this long is read and dropped before the 413: a client still
+# sending it would otherwise see its connection reset (or a broken pipe) instead of the answer
+MAX_DISCARD_BYTES = 16 * 2**20
+DISCARD_CHUNK_BYTES = 2**16
 REQUEST_FIELDS = ("user", "time", "events", "k", "exclude_seen")
 DEFAULT_K = 10
 
@@ -292,9 +297,18 @@ class Handler(BaseHTTPRequestHandler):
         try:
             size = int(length)
         except ValueError:
+            self.close_connection = True  # where the body ends is unknown
             raise BadRequest(f"Content-Length {short(length)} is not a number") from None
         if size > MAX_BODY_BYTES or size < 0:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self.close_connection = True  # the connection is not reused after a refused body
+            if 0 < size <= MAX_DISCARD_BYTES:  # read what the client is sending, so that it reads the answer
+                left = size
+                with contextlib.suppress(OSError):
+                    while left > 0:
+                        chunk = self.rfile.read(min(DISCARD_CHUNK_BYTES, left))
+                        if not chunk:
+                            break
+                        left -= len(chunk)
             raise BadRequest(f"a body of {size} bytes, more than the limit of {MAX_BODY_BYTES}",
                              HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         raw = self.rfile.read(size)
