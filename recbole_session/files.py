@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -141,3 +142,16 @@ def update_section(path: str | Path, name: str, body: str, title: str = "") -> N
     else:
         text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + block + "\n"
     write_atomic(path, text)
+
+
+# bytes read at a time while a file is hashed
+HASH_CHUNK = 1 << 20
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``hashlib``'s algorithm name), read a chunk at a time."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(HASH_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()

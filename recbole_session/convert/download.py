@@ -16,7 +16,6 @@ when all are complete. A ``.gz`` file is gunzipped to its stem under the same si
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import os
 import shutil
@@ -33,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from recbole_session.convert.errors import ConvertError, input_error
-from recbole_session.files import atomic_path, write_atomic
+from recbole_session.files import atomic_path, file_digest, write_atomic
 
 CHUNK = 1 << 20
 RETRIES = 5  # attempts per file (each resumes where the last one stopped)
@@ -42,19 +41,11 @@ MAX_UNPACK_RATIO = 100  # an archive may unpack to at most this many times its s
 RECORD_SUFFIX = ".sha256"
 
 
-def _digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _hash_matches(path: Path, checksum: str) -> tuple[bool, str]:
     algorithm, _, expected = checksum.partition(":")
     if algorithm not in ("sha256", "md5") or not expected:
         raise ConvertError(f"bad checksum {checksum!r}: write sha256:<hex> or md5:<hex>")
-    actual = _digest(path, algorithm)
+    actual = file_digest(path, algorithm)
     return actual == expected.lower(), actual
 
 
@@ -75,7 +66,7 @@ def recorded_checksum(path: Path) -> str | None:
 
 def record_checksum(path: Path) -> str:
     """Record the sha256 of ``path`` next to it; returns it as ``sha256:<hex>``."""
-    digest = _digest(path, "sha256")
+    digest = file_digest(path, "sha256")
     write_atomic(record_path(path), f"{digest}  {path.name}\n")
     return f"sha256:{digest}"
 

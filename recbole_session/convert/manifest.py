@@ -16,32 +16,22 @@ moved into place after them. The rule built on it, so that a user's file never v
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recbole_session.convert.errors import ConvertError
-from recbole_session.files import os_reason
+from recbole_session.files import file_digest, os_reason
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
-HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
 ABOUT = ("the files python -m recbole_session.convert wrote here; it replaces or removes only these, "
          "and only while they keep this size and sha256")
 
 
 def manifest_name(dataset: str) -> str:
     return f"{dataset}{MANIFEST_SUFFIX}"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(HASH_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _plain_name(name: object) -> bool:
@@ -68,7 +58,7 @@ def read_manifest(folder: Path, dataset: str) -> tuple[dict[str, dict] | None, s
 
 def write_manifest(path: Path, dataset: str, files: Iterable[Path]) -> None:
     """Record ``files`` (already written, e.g. in the staging folder) in the manifest ``path``."""
-    entries = {file.name: {"size": file.stat().st_size, "sha256": file_sha256(file)} for file in files}
+    entries = {file.name: {"size": file.stat().st_size, "sha256": file_digest(file)} for file in files}
     data = {"about": ABOUT, "dataset": dataset, "version": MANIFEST_VERSION, "files": entries}
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -91,7 +81,7 @@ def _why_not_own(path: Path, entries: dict[str, dict] | None, missing: str, mani
     if path.is_symlink():
         return "a link, which the converter never writes"
     try:
-        if path.stat().st_size != entry["size"] or file_sha256(path) != entry["sha256"]:
+        if path.stat().st_size != entry["size"] or file_digest(path) != entry["sha256"]:
             return f"changed since the converter wrote it: its sha256 differs from {manifest}"
     except OSError as err:
         raise ConvertError(f"{path}: cannot read: {os_reason(err)}") from None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole_session.cli import UsageError
-from recbole_session.files import write_atomic
+from recbole_session.files import file_digest, write_atomic
 from recbole_session.tune.settings import SETTINGS_FILE, SPACE_COPY
 
 # the environment variable that names the key file (tests, or a key kept elsewhere)
@@ -42,7 +42,6 @@ MANIFEST_VERSION = 1
 RAY_STATE = "ray"  # the folder under the output folder that Ray writes and --resume reads
 # files outside RAY_STATE that --resume reads back
 SIGNED_FILES = (SETTINGS_FILE, SPACE_COPY)
-CHUNK = 1 << 20
 
 
 def key_file() -> Path:
@@ -103,20 +102,12 @@ def load_key(create: bool) -> bytes:
     return _read_key(path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _entry(output: Path, path: Path) -> dict[str, Any]:
     rel = path.relative_to(output).as_posix()
     if path.is_symlink():  # never followed: its target is what is signed
         target = os.readlink(path)
         return {"path": rel, "link": target}
-    return {"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)}
+    return {"path": rel, "size": path.stat().st_size, "sha256": file_digest(path)}
 
 
 def state_files(output: Path) -> list[Path]:
