@@ -216,8 +216,7 @@ class Recommender:
         _expect("Recommender.recommend", "at", at, (str, int, float, np.integer, np.floating, type(None)),
                 "a time: a number, '+SECONDS' or None")
         user = None if user is None else str(user)
-        if self.session_based and user is not None:
-            raise RecommendError(self._no_users(f"user {short(user)}"))
+        self.check_anonymous(user, f"user {short(user)}")
         fresh = self.session_events(events, "events") if user is None else _as_events(events, user)
         if not fresh and (user is None or not self.known_user(user)):
             what = "an anonymous session needs its events" if user is None else \
@@ -234,6 +233,7 @@ class Recommender:
         for r in requests:
             if not isinstance(r, Request):
                 raise RecommendError(f"Recommender.answer expects Request objects, got {short(r)}")
+            self.check_anonymous(r.user, r.where)
             _positive_k(r.k)
             if r.exclude_seen is not None:
                 _expect("Recommender.recommend", "exclude_seen", r.exclude_seen, (bool, np.bool_), "True, False or None")
@@ -279,9 +279,11 @@ class Recommender:
         if batch_size is not None:
             _count("Recommender.recommend_many", "batch_size", batch_size, minimum=1)
         requests = Requests.of(requests)
-        if self.session_based and len(requests):
-            raise RecommendError(self._no_users(requests.where(0)))
+        for i, user in enumerate(requests.users):
+            self.check_anonymous(user, requests.where(i))
         events = _as_events(events) if not _is_event_list(events) else events
+        for event in events:
+            self.check_anonymous(event.user, event.where)
         owners = list(dict.fromkeys(e.user for e in events))
         slot = {user: s for s, user in enumerate(owners)}
         slots, usable = self._slots(owners, [(slot[e.user], e) for e in events], stacklevel=3)
@@ -332,10 +334,14 @@ class Recommender:
             out.append(Event(None, str(item), _number(time, f"{where}[{i}] time"), f"{where}[{i}]"))
         return out
 
+    def check_anonymous(self, user: str | None, where: str) -> None:
+        """On a session-based dataset a request names no user: there are none to look up."""
+        if self.session_based and user is not None:
+            raise RecommendError(f"{where}: dataset '{self.config['dataset']}' is session-based (benchmark files: "
+                                 "rows are examples, not users' events): a request is the items of one anonymous "
+                                 "session (events, no user)")
+
     # ----------------------------------------------------------------------- internals
-    def _no_users(self, where: str) -> str:
-        return (f"{where}: dataset '{self.config['dataset']}' is session-based (benchmark files: rows are "
-                "examples, not users' events): a request is the items of one anonymous session (events, no user)")
 
     def _slots(self, owners: list[str | None], events: list[tuple[int, Event]],
                stacklevel: int) -> tuple[History | None, np.ndarray]:
@@ -350,10 +356,6 @@ class Recommender:
             warnings.warn(f"{len(unknown)} events with unknown items skipped: {listed}",
                           RecommendWarning, stacklevel=stacklevel)
         kept = [(s, e) for s, e in events if e.item in self.item_ids]
-        if self.session_based:
-            for user in owners:
-                if user is not None:
-                    raise RecommendError(self._no_users(f"user {short(user)}"))
         base = np.array([-1 if u is None else self.user_ids.get(u, -1) for u in owners], dtype=np.int64)
         base = np.where(self.history.known(base), base, -1)
         usable = (base >= 0) | (np.bincount([s for s, _ in kept], minlength=len(owners)) > 0)

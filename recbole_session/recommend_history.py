@@ -108,8 +108,10 @@ class History:
     def empty(cls, fields: Fields, dataset, max_len: int, rule: SessionRule) -> History:
         """No known user: the base of a session-based dataset, whose rows are examples, not
         events; every request brings its session's items."""
-        columns = {name: np.zeros((0,) + dataset.inter_feat[name].numpy().shape[1:],
-                                  dtype=dataset.inter_feat[name].numpy().dtype) for name in fields.events}
+        columns = {}
+        for name in fields.events:
+            column = dataset.inter_feat[name].numpy()
+            columns[name] = np.zeros((0,) + column.shape[1:], dtype=column.dtype)
         columns.setdefault(fields.time or ORDER, np.zeros(0, np.float64))
         return cls(fields, np.zeros(0, np.int64), columns, 0, max_len, 0, rule)
 
@@ -188,18 +190,19 @@ class History:
         slot, item, time = slot[order], item[order], time[order]
         where = [where[i] for i in order]
         known = base >= 0
-        safe = np.where(known, base, 0) if self.n_users else None  # None: no known user at all
-        last = np.where(known, self.last_time[safe], -np.inf) if self.n_users else np.full(n_slots, -np.inf)
+        # per slot: its known user's last time, number of events and first row (none: -inf, 0, 0);
+        # indexed by the known slots only, so that a history without users (session-based) works too
+        last, old, first = np.full(n_slots, -np.inf), np.zeros(n_slots, np.int64), np.zeros(n_slots, np.int64)
+        last[known], old[known], first[known] = (self.last_time[base[known]], self.counts[base[known]],
+                                                 self.offsets[base[known]])
         for i in np.nonzero(time < last[slot])[0][:1]:
             raise RecommendError(f"{where[i]}: time is before the user's last known event; fresh events come after it")
-        old = np.where(known, self.counts[safe], 0) if self.n_users else np.zeros(n_slots, np.int64)
         total = old + np.bincount(slot, minlength=n_slots)
-        start = np.r_[0, np.cumsum(total)[:-1]]
+        start = np.cumsum(total) - total
         users = np.repeat(np.arange(n_slots), total)
         # the known events' rows in the dataset's arrays and in the slots', then the fresh ones'
-        source = np.repeat(self.offsets[:-1][safe] if self.n_users else old, old)
-        source = source + np.arange(old.sum()) - np.repeat(np.r_[0, np.cumsum(old)[:-1]], old)
-        target = np.repeat(start, old) + np.arange(old.sum()) - np.repeat(np.r_[0, np.cumsum(old)[:-1]], old)
+        within = np.arange(old.sum()) - np.repeat(np.cumsum(old) - old, old)
+        source, target = np.repeat(first, old) + within, np.repeat(start, old) + within
         fresh = start[slot] + old[slot] + _rank_in_group(slot)
         columns = {}
         for name, column in self.columns.items():

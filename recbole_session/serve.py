@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import queue
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole_session.cli import ArgumentParser, UsageError, exit_with, fail
+from recbole_session.files import file_digest
 from recbole_session.literals import short
 
 DEFAULT_HOST = "127.0.0.1"
@@ -58,6 +58,9 @@ LISTEN_BACKLOG = 1024
 # sending it would otherwise see its connection reset (or a broken pipe) instead of the answer
 MAX_DISCARD_BYTES = 16 * 2**20
 DISCARD_CHUNK_BYTES = 2**16
+# the paths served, by method, and how a refusal lists them
+PATHS = {"GET": ("/health",), "POST": ("/recommend", "/recommend/batch")}
+ROUTES = "POST /recommend, POST /recommend/batch, GET /health"
 REQUEST_FIELDS = ("user", "time", "events", "k", "exclude_seen")
 DEFAULT_K = 10
 
@@ -105,8 +108,7 @@ def parse_request(body: Any, where: str, recommender) -> Any:
                 raise BadRequest(f"{where}: no user and no events; an anonymous session needs its events")
             fresh = recommender.session_events(pairs, f"{where} events")
         else:
-            if recommender.session_based:
-                raise BadRequest(recommender._no_users(f"{where} field 'user'"))
+            recommender.check_anonymous(user, f"{where} field 'user'")
             fresh = [Event(str(user), str(item), _time(t, f"{where} events[{i}]"), f"{where} events[{i}]")
                      for i, (item, t) in enumerate(pairs)]
         return Request(None if user is None else str(user), At.parse(at, f"{where} field 'time'"), fresh, k,
@@ -253,22 +255,24 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one line per request would cost more than the request; errors are in the answers
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/health":
-            batcher = self.server.batcher
-            self._send(HTTPStatus.OK, {**self.server.health, "answered": batcher.requests, "batches": batcher.batches})
-        elif self.path.split("?")[0] in ("/recommend", "/recommend/batch"):
-            self._send(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{self.path}: use POST"})
-        else:
-            self._send(HTTPStatus.NOT_FOUND, {"error": f"{short(self.path)}: not found; "
-                                              "POST /recommend, POST /recommend/batch, GET /health"})
+        self._handle("GET")
 
     def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
         path = self.path.split("?")[0]
         try:
-            if path not in ("/recommend", "/recommend/batch"):
-                status = HTTPStatus.METHOD_NOT_ALLOWED if path == "/health" else HTTPStatus.NOT_FOUND
-                raise BadRequest(f"{short(self.path)}: " + ("use GET" if path == "/health" else
-                                 "not found; POST /recommend, POST /recommend/batch, GET /health"), status)
+            if path not in PATHS[method]:
+                known = path in PATHS["GET"] + PATHS["POST"]
+                raise BadRequest(f"{short(self.path)}: " + (f"use {'POST' if method == 'GET' else 'GET'}" if known
+                                 else f"not found; {ROUTES}"),
+                                 HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND)
+            if path == "/health":
+                batcher = self.server.batcher
+                self._send(HTTPStatus.OK, {**self.server.health, "answered": batcher.requests,
+                                           "batches": batcher.batches})
+                return
             body = self._body()
             recommender = self.server.batcher.recommender
             if path == "/recommend":
@@ -347,14 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -379,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             server.server_close()
             raise
         server.health = {"status": "ok", "model": recommender.config["model"], "dataset": recommender.config["dataset"],
-                         "checkpoint": str(Path(args.checkpoint).resolve()), "sha256": sha256(args.checkpoint),
+                         "checkpoint": str(Path(args.checkpoint).resolve()), "sha256": file_digest(args.checkpoint),
                          "session_based": recommender.session_based, "items": int(recommender.n_items - 1),
                          "users": int(recommender.history.known(recommender.history.model_user).sum())}
         batcher = Batcher(recommender, args.max_batch, args.max_wait_ms / 1000)

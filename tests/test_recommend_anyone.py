@@ -19,6 +19,7 @@ import torch
 
 from recbole_session.evaluate import load_checkpoint
 from recbole_session.recommend import Recommender, RecommendError, RecommendWarning, main
+from recbole_session.recommend_requests import At, Event, Request
 from recbole_session.training import run_recbole_session
 from tests.tiny_models import MODELS, SESSION_BASED
 
@@ -72,7 +73,6 @@ def test_an_anonymous_session_is_scored_from_its_events(model, checkpoints, inte
 def test_a_request_with_its_own_events_does_not_see_another_requests_events(checkpoints, inter):
     """Recommender.answer (the service's form): each request's events are its own, even for the
     same user in the same batch."""
-    from recbole_session.recommend_requests import At, Event, Request
 
     rec = recommender(checkpoints["SessionBERT4Rec"])
     last = rec.time_axis.origin + inter.loc[inter["user_id"] == "2", "timestamp"].max()
@@ -176,6 +176,8 @@ def test_session_based_requests_name_no_user(session_checkpoints, tmp_path, caps
         rec.recommend("s1", events=["1", "2"])
     with pytest.raises(RecommendError, match="session-based"):
         rec.recommend_many(["s1"])
+    with pytest.raises(RecommendError, match="request: dataset 'diginetica-synth' is session-based"):
+        rec.answer([Request("s1", At.parse(None), [], 3)])  # not the popular items of a user it has no data of
     items = rec.item_tokens[1:4].tolist()
     out = tmp_path / "out.csv"
     assert main([session_checkpoints["SRIEM"], "--session", ",".join(items), "--session", items[0],
