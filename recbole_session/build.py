@@ -42,6 +42,7 @@ from recbole_session.config import Config
 from recbole_session.datafiles import check_dataset, ensure_atomic_files, has_files, wanted_files
 from recbole_session.evaluation.protocols import remember_whole_dataset
 from recbole_session.literals import short
+from recbole_session.trainer.distributed_trainer import one_process
 
 # fewer optimizer steps per epoch than this: warn that the batch is too large for the data
 MIN_STEPS_PER_EPOCH = 10
@@ -140,10 +141,23 @@ def create_dataset(config):
 
 
 def _prepare(config, dataset):
+    """RecBole's ``data_preparation``. In a run of several processes only the training loader is
+    sharded: one process evaluates every target (:mod:`recbole_session.trainer.distributed_trainer`)."""
     saved = config["dataloaders_save_path"]
     config["dataloaders_save_path"] = _NO_SAVED_SPLIT
     try:
-        return data_preparation(config, dataset)
+        if config["single_spec"]:
+            return data_preparation(config, dataset)
+        with one_process(config):
+            train_data, valid_data, test_data = data_preparation(config, dataset)
+        # the same loader again, now with RecBole's DistributedSampler over the training rows
+        kg = getattr(train_data, "kg_dataloader", None)  # a knowledge-based model's two loaders
+        if kg is not None:
+            train_data = type(train_data)(config, train_data._dataset, train_data.general_dataloader._sampler,
+                                          kg._sampler, shuffle=True)
+        else:
+            train_data = type(train_data)(config, train_data._dataset, train_data._sampler, shuffle=train_data.shuffle)
+        return train_data, valid_data, test_data
     finally:
         config["dataloaders_save_path"] = saved
 

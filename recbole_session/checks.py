@@ -35,6 +35,8 @@ from recbole_session.paths import PACKAGE_DIR, properties_dir
 
 # a config key read in code: config["key"] or config['key']
 _READ_KEY = re.compile(r"config\[\s*[\"'](\w+)[\"']\s*\]")
+# the keys of RecBole's distributed path, which its Config reads from final_config_dict
+DISTRIBUTED_KEYS = frozenset({"nproc", "world_size", "ip", "port", "offset", "local_rank"})
 
 
 def _is_int(value: Any) -> bool:
@@ -513,7 +515,7 @@ def known_keys(config) -> set[str]:
     """The keys an override may set (see the module docstring)."""
     given = set(config.cmd_config_dict) | set(config.variable_config_dict)
     own = set(config.internal_config_dict) | set(config.file_config_dict) | (set(config.final_config_dict) - given)
-    return own | _yaml_keys() | _code_keys()
+    return own | _yaml_keys() | _code_keys() | DISTRIBUTED_KEYS
 
 
 def check_keys(config, overrides: dict[str, Any]) -> None:

@@ -110,6 +110,21 @@ def data_folder_config(data_path: str | os.PathLike, dataset: str) -> Path | Non
     return file if file.is_file() else None
 
 
+def init_cpu_process_group(final: dict[str, Any]) -> None:
+    """RecBole's distributed set-up (its ``_init_device``) on the CPU: the gloo backend, the
+    process's global rank ``local_rank + offset``, ``device`` cpu, and the machine's cores shared
+    among its ``nproc`` processes (unless ``OMP_NUM_THREADS`` says otherwise). As RecBole, the
+    processes other than the first of each machine log errors only and show no progress."""
+    torch.distributed.init_process_group(
+        backend="gloo", rank=final["local_rank"] + final["offset"], world_size=final["world_size"],
+        init_method=f"tcp://{final['ip']}:{final['port']}")
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, final["nproc"])))
+    final.update(device=torch.device("cpu"), single_spec=False, use_gpu=False)
+    if final["local_rank"] != 0:
+        final.update(state="error", show_progress=False, verbose=False)
+
+
 class Config(RecBoleConfig):
     """Drop-in replacement for :class:`recbole.config.Config`.
 
@@ -183,6 +198,15 @@ class Config(RecBoleConfig):
         if of_dataset:  # RecBole's category of the keys that change the dataset
             self.parameters["Dataset"] += [key for key in loaded if key not in self.parameters["Dataset"]]
 
+    def _init_device(self) -> None:
+        final = self.final_config_dict
+        if "local_rank" in final and not torch.cuda.is_available():
+            # RecBole's distributed path hard-codes NCCL and CUDA devices: without CUDA, the
+            # processes train on the CPU over gloo (recbole_session.distributed)
+            init_cpu_process_group(final)
+            return
+        super()._init_device()
+
     def _set_default_parameters(self):
         final = self.final_config_dict
         if (
@@ -213,6 +237,8 @@ class Config(RecBoleConfig):
         if isinstance(state.get("parameters"), dict):
             config.parameters = {k: list(v) for k, v in state["parameters"].items()}
         config.final_config_dict = final
+        # a checkpoint always loads in one process, whatever its run's processes were
+        final.update(single_spec=True, local_rank=0)
         use_gpu = bool(final.get("use_gpu")) and torch.cuda.is_available()
         device = str(final.get("device") or "cpu")
         config["device"] = torch.device(device if use_gpu and device.startswith("cuda") else "cpu")

@@ -17,6 +17,7 @@ from recbole_session.checks import check_outputs, check_room
 from recbole_session.config import Config
 from recbole_session.evaluation import evaluate_protocols_detailed
 from recbole_session.evaluation.results import environment, save_run_results, split_counts
+from recbole_session.trainer.distributed_trainer import gather_processes, is_main_process
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -34,6 +35,8 @@ def _start_logger(config: Config) -> Path | None:
     folder = Path("log") / config["model"]
     pattern = f"{config['model']}-{config['dataset']}-*.log"
     before = set(folder.glob(pattern)) if folder.is_dir() else set()
+    # RecBole checks, then creates the folder: two processes of one run race there
+    folder.mkdir(parents=True, exist_ok=True)
     init_logger(config)
     new = sorted(set(folder.glob(pattern)) - before, key=lambda p: p.stat().st_mtime)
     if new:
@@ -106,11 +109,14 @@ def run_recbole_session(
     except KeyboardInterrupt:
         model_file = trainer.saved_model_file if saved and os.path.isfile(trainer.saved_model_file) else None
         raise TrainingInterrupted(model_file) from None
+    # what each process trained, and that their weights agree (before rank 0 loads the best)
+    processes = None if config["single_spec"] else gather_processes(trainer)
     test_result = trainer.evaluate(
         built.test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
 
-    details = _evaluate_protocols(config, trainer.model, built.dataset, built.valid_data, built.test_data)
+    main = is_main_process()  # of several processes, the one that evaluates and writes
+    details = _evaluate_protocols(config, trainer.model, built.dataset, built.valid_data, built.test_data) if main else {}
 
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
@@ -126,6 +132,8 @@ def run_recbole_session(
         # where it trained (kernels, threads, versions): what a seed's numbers depend on
         "environment": environment(config["device"]),
     }
+    if processes is not None:
+        result["processes"] = processes
     for split, detail in details.items():
         result[f"{split}_protocols"] = detail.metrics
     if details:
@@ -136,12 +144,12 @@ def run_recbole_session(
     logger.info(set_color("targets", "blue") + f" ({config['eval_split']} split): " + ", ".join(
         f"{split} {count}" + (f" ({opening[split]} open a session)" if split in opening else "")
         for split, count in result["targets"].items()))
-    if config["local_rank"] == 0 and log_file is not None:
+    if main and log_file is not None:
         stem = log_file.with_suffix("")
         result["results_file"] = str(save_run_results(result, config, details, stem))
         logger.info(f"results saved to {result['results_file']} and .md")
     if not config["single_spec"]:
         dist.destroy_process_group()
-    if config["local_rank"] == 0 and queue is not None:
+    if main and queue is not None:
         queue.put(result)
     return result

@@ -45,6 +45,12 @@ class StepWindow:
     def __len__(self) -> int:
         return self.steps
 
+    @property
+    def sampler(self) -> Any:
+        # RecBole's distributed epoch calls ``train_data.sampler.set_epoch``: the loader's
+        # DistributedSampler then reshuffles the next pass the same way on every rank
+        return self.loader.sampler
+
     def __iter__(self) -> Iterator:
         for _ in range(self.steps):
             try:
