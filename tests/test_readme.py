@@ -53,6 +53,7 @@ FAST = {
         "--epochs=1",
     "python run_recbole_session.py --model=SRIEM --dataset=diginetica-synth": "--epochs=1",
     "python run_recbole_session.py --model=SessionSASRec --dataset=ml-100k": "--epochs=1",
+    "python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k --nproc=2": "--epochs=1 --epoch_steps=4",
     "python run_recbole_session.py --model=SessionGRU4Rec --dataset=ml-100k": "--epochs=1",
     "python run_recbole_session.py --model=ASARS --dataset=ml-100k-asars-small --variant=time_cat --rnn_type=GRU":
         "--epochs=1",
@@ -94,6 +95,8 @@ OUTPUT = {
         ("file", "log/SessionBERT4Rec/SessionBERT4Rec-ml-100k-*.results.json"),
     "python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k --session_token=False --temporal_dim=0":
         ("printed", r"test result"),
+    "python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k --nproc=2":
+        ("printed", r"results saved to log/SessionBERT4Rec/"),
     "python run_recbole_session.py --model=SessionSASRec --dataset=ml-100k":
         ("file", "log/SessionSASRec/SessionSASRec-ml-100k-*.results.json"),
     "python run_recbole_session.py --model=SessionGRU4Rec --dataset=ml-100k":
