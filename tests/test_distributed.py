@@ -21,7 +21,10 @@ from recbole_session.evaluate import reevaluate
 REPO = Path(__file__).resolve().parents[1]
 # two epochs of a few steps each: what the checks need, quick on two shared cores
 SMALL = ["--epochs=2", "--MAX_ITEM_LIST_LENGTH=20", "--show_progress=False", "--eval_batch_size=512"]
-STEPS = {"SASRec": ["--train_batch_size=2048"], "SessionBERT4Rec": ["--epoch_steps=3", "--train_batch_size=128"]}
+# each of the package's trainers: RecBole's (SASRec), protocol validation with step windows
+# (SessionBERT4Rec), a learning-rate schedule (SRIEM); and a model with sparse buffers (VSKNN)
+STEPS = {"SASRec": ["--train_batch_size=2048"], "SessionBERT4Rec": ["--epoch_steps=3", "--train_batch_size=128"],
+         "SRIEM": ["--train_batch_size=2048"], "VSKNN": ["--train_batch_size=2048"]}
 PROTOCOLS = ["full", "random100"]
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU (gloo) path runs where there is no CUDA")
@@ -34,7 +37,7 @@ def free_port() -> int:
 
 
 def command(model: str, atomic_root: Path, folder: Path, *extra: str) -> list[str]:
-    sizes = [f"--{key}={value}" for key, value in MODELS[model].items()]
+    sizes = [f"--{key}={value}" for key, value in MODELS.get(model, {}).items()]
     return [sys.executable, str(REPO / "run_recbole_session.py"), f"--model={model}", "--dataset=ml-100k",
             *SMALL, *STEPS[model], *sizes, f"--data_path={atomic_root}", f"--checkpoint_dir={folder / 'saved'}", *extra]
 
@@ -64,7 +67,7 @@ def check_one_process_evaluation(results: dict, atomic_root: Path, out: Path) ->
     assert results["test_result"] == {k: again["test_protocols"][f"full/{k}"] for k in results["test_result"]}
 
 
-@pytest.mark.parametrize("model", ["SASRec", "SessionBERT4Rec"])
+@pytest.mark.parametrize("model", list(STEPS))
 def test_two_processes_train_as_one_run(model, atomic_root, tmp_path):
     run = subprocess.run(command(model, atomic_root, tmp_path, "--nproc=2", f"--port={free_port()}"),
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)

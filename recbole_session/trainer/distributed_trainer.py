@@ -76,7 +76,10 @@ class DistributedTraining:
         if on_cpu:
             with one_process(config):  # RecBole's wrap names a CUDA device
                 super().__init__(config, model)
-            self.distributed_model = DistributedDataParallel(self.model)
+            # gloo cannot broadcast a sparse buffer (V-SKNN's index): such buffers are built from
+            # the data, the same on every rank, so only the dense ones are sent
+            sparse = any(buffer.is_sparse for buffer in self.model.buffers())
+            self.distributed_model = DistributedDataParallel(self.model, broadcast_buffers=not sparse)
         else:
             super().__init__(config, model)
         self._alone = False  # inside an evaluation made by the main rank alone
