@@ -4,12 +4,15 @@
         [--preset NAME|FILE] [--device cpu|cuda] [--jobs J] [--key=value ...]
     python -m recbole_session.reproduce figure2 --dataset D [--segments 2,3,4,5]
         [--temporal-dims 8,16,32,64] [same options]
+    python -m recbole_session.reproduce families --dataset D [--seeds N] [--rows KEYS] [same options]
     python -m recbole_session.reproduce paper-params
 
 ``table2`` trains RecBole's SASRec and BERT4Rec and the eight switch combinations of
 SessionBERT4Rec with the same recipe, data and seeds and writes ``DIR/table2_D.md`` / ``.json``;
 ``figure2`` sweeps the full model's m and dT and writes ``DIR/figure2_D.png`` / ``.md`` /
-``.json``; ``paper-params`` prints paper Table 2's #params column, computed from the authors'
+``.json``; ``families`` trains the session additions in the BERT4Rec, SASRec and GRU4Rec
+families and RecBole's SASRec (:mod:`~recbole_session.reproduce.families`) and writes
+``DIR/families_D.md`` / ``.json``; ``paper-params`` prints paper Table 2's #params column, computed from the authors'
 implementation's sizes. Runs are kept under ``--work`` (default ``DIR/runs``) by a key of everything that
 defines them, config and code, so an interrupted command continues where it stopped and a finished
 run is never trained again, unless other code finished it (then it is stale, said so and trained
@@ -33,7 +36,7 @@ from recbole_session.cli import UsageError, parse_overrides
 from recbole_session.files import update_section
 from recbole_session.model.sequential_recommender.sessionbert4rec import reference_parameter_count
 from recbole_session.paths import properties_dir
-from recbole_session.reproduce import figure2, table2
+from recbole_session.reproduce import families, figure2, table2
 from recbole_session.reproduce.runner import run_all, shared_recipe, unfinished
 from recbole_session.reproduce.table2 import COMBOS, combo_label
 
@@ -96,8 +99,9 @@ def paper_params_table() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("table2", "figure2", "paper-params"),
-                        help="table2 (ablation), figure2 (m and dT sweeps) or paper-params")
+    parser.add_argument("what", choices=("table2", "figure2", "families", "paper-params"),
+                        help="table2 (ablation), figure2 (m and dT sweeps), families (the additions in "
+                             "BERT4Rec, SASRec and GRU4Rec) or paper-params")
     parser.add_argument("--dataset", "-d", default=None, help="dataset name (folder under data_path)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N for every row (default 3)")
     parser.add_argument("--out", default="reproduce_results", help="output folder of the tables")
@@ -112,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep each run's best model as WORK/<dataset>/<run>.pth (default: deleted)")
     parser.add_argument("--docs", default=None, help="also write the narrative into this Markdown file's section")
     parser.add_argument("--rows", default=None,
-                        help="table2: only these rows, comma-separated among " + ", ".join(ROW_KEYS))
+                        help="table2: only these rows, comma-separated among " + ", ".join(ROW_KEYS)
+                        + "; families: among " + ", ".join(families.row_keys())
+                        + " (a family or a switch set names its rows)")
     parser.add_argument("--segments", default="2,3,4,5", help="figure2: values of m (dT fixed)")
     parser.add_argument("--temporal-dims", default="8,16,32,64", help="figure2: values of dT (m fixed)")
     return parser
@@ -145,9 +151,15 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
         raise ReproduceError(f"--docs {args.docs}: is a folder, not a Markdown file")
     sweep = (int_list(args.segments, "--segments"), int_list(args.temporal_dims, "--temporal-dims"))
     wanted = [key.strip().lower() for key in (args.rows or "").split(",") if key.strip()]
-    unknown = sorted(set(wanted) - set(ROW_KEYS))
-    if unknown:
-        raise ReproduceError(f"--rows {args.rows}: unknown {', '.join(unknown)} (known: {', '.join(ROW_KEYS)})")
+    if args.what == "families":
+        try:
+            family_keys = families.select(wanted)
+        except ValueError as err:
+            raise ReproduceError(f"--rows {args.rows}: {err}") from None
+    elif args.what == "table2":
+        unknown = sorted(set(wanted) - set(ROW_KEYS))
+        if unknown:
+            raise ReproduceError(f"--rows {args.rows}: unknown {', '.join(unknown)} (known: {', '.join(ROW_KEYS)})")
     base = {**overrides, "use_gpu": args.device == "cuda"}
     # absolute: the runs train in WORK/_cwd, where a relative data_path would name another folder
     base["data_path"] = str(Path(args.data_path or overrides.get("data_path") or "atomic_files").resolve())
@@ -162,6 +174,8 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
         rows = table2.table_rows(m, dt)
         if wanted:
             rows = [row for row in rows if row_key(row[0]) in wanted]
+    elif args.what == "families":
+        rows = families.rows_for(family_keys)
     else:
         rows, sweeps = figure2.grid_rows(*sweep, m, dt)
     specs = table2.specs_for(rows, args.dataset, seeds, shared, files)
@@ -172,10 +186,13 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     paths = run_all(flat, work, args.jobs, args.threads, progress=lambda line: print(line, flush=True),
                     keep_checkpoints=args.keep_checkpoints)
     by_label = {label: paths[i * len(seeds):(i + 1) * len(seeds)] for i, label in enumerate(specs)}
-    summary = table2.summarize(specs, by_label, work)
     split = shared.get("eval_split", "loo")
     # another split is another table: its files and docs section do not replace leave-one-out's
     output_name = args.dataset if split == "loo" else f"{args.dataset}_{split}"
+    if args.what == "families":
+        return _families(args, specs, by_label, work, out, output_name, split, seeds, recipe, facts, command,
+                         started, len(flat), finished_before)
+    summary = table2.summarize(specs, by_label, work)
     payload = {"what": args.what, "dataset": args.dataset, "split": split,
                "seeds": seeds, "recipe": recipe, "facts": facts,
                "m": m, "dt": dt, "command": command, "machine": table2.machine(args.device),
@@ -199,6 +216,26 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
         body = text.replace("# ", "### ", 1).replace("](figure2_", f"]({out.as_posix()}/figure2_")
         update_section(args.docs, f"reproduce-{args.what}-{output_name}", body, title="# Benchmarks")
     return line
+
+
+def _families(args: argparse.Namespace, specs: dict, by_label: dict, work: Path, out: Path, output_name: str,
+              split: str, seeds: list[int], recipe: dict, facts: dict, command: str, started: float, runs: int,
+              finished_before: int) -> dict[str, Any]:
+    """The families' summary, files, docs section and headline (:mod:`families`)."""
+    summary = families.summarize(specs, by_label, work)
+    cpu_minutes = sum(row["run_cpu_seconds"] for row in summary["rows"].values()) / 60
+    payload = {"what": "families", "dataset": args.dataset, "split": split, "seeds": seeds, "recipe": recipe,
+               "facts": facts, "command": command, "machine": table2.machine(args.device),
+               "minutes": (time.perf_counter() - started) / 60, "runs": runs, "finished_before": finished_before,
+               "rows": summary["rows"], "families": summary["families"], "claims": summary["claims"],
+               "summary": {"cpu_minutes": cpu_minutes}}
+    written = families.write_outputs(out, output_name, payload)
+    for path in written:
+        print(f"written: {path}", flush=True)
+    if args.docs:
+        body = written[0].read_text().replace("# ", "### ", 1)
+        update_section(args.docs, f"reproduce-families-{output_name}", body, title="# Benchmarks")
+    return families.headline(payload)
 
 
 def main(argv: list[str] | None = None) -> int:
