@@ -4,10 +4,12 @@ Each run is the package's real command, ``python run_recbole_session.py --model=
 --dataset=D --nproc=P`` (on the CPU over gloo where there is no CUDA), for ``--epochs`` epochs with
 one validation at the end. RecBole divides ``train_batch_size`` among the processes, so that a
 step of P processes trains on the same number of rows as a step of one (the effective batch is
-held equal), and an epoch has the same steps. One process uses every core (torch's default
-threads); P processes share them (``cores // P`` threads each). The per-epoch training time is
-read from rank 0's log lines (``epoch k training [time: ...]``), the first epoch left out
-(warm-up), and the median is compared: ``speedup`` = 1-process epoch / P-process epoch. The
+held equal), and an epoch has the same steps. One process runs twice: with one torch thread, and
+with every core (torch's default threads: on cores that other work shares, threads that wait for
+each other can be many times slower); P processes share the cores (``cores // P`` threads each).
+The per-epoch training time is read from rank 0's log lines (``epoch k training [time: ...]``),
+the first epoch left out (warm-up), and the medians are compared: ``speedup`` = the all-cores
+process's epoch / the P processes' (``speedup_one_thread``: the one-thread process's). The
 processes' CPU time (the command and its children) is reported too. The runs alternate
 (1, P, 1, P, ...) for ``--repeat`` rounds, and the medians pool every round's epochs. Where CUDA is
 available a "1 GPU" row (``--nproc=1`` on the GPU) is added.
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from recbole_session.files import update_section, write_atomic  # noqa: E402
 from recbole_session.reproduce.table2 import machine  # noqa: E402
 
+ONE_THREAD, ONE_PROCESS = "1 process, 1 thread", "1 process, all cores"
 EPOCH_LINE = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s")
 # the per-model recipe: the models' own defaults, a fixed number of steps per epoch
 RECIPES = {"SessionBERT4Rec": ["--epoch_steps=10"], "SASRec": [], "SessionSASRec": ["--epoch_steps=10"],
@@ -53,13 +56,13 @@ def children_cpu_s() -> float:
 
 
 def one_run(model: str, dataset: str, processes: list[str], epochs: int, port: int, extra: list[str],
-            folder: Path) -> dict:
+            folder: Path, env: dict[str, str]) -> dict:
     """One command; its per-epoch training times (rank 0's log), wall and CPU seconds."""
     cmd = [sys.executable, str(ROOT / "run_recbole_session.py"), f"--model={model}", f"--dataset={dataset}",
            *processes, f"--port={port}", f"--epochs={epochs}", f"--eval_step={epochs}", "--show_progress=False",
            "--eval_protocols=[]", f"--checkpoint_dir={folder / 'saved'}", *RECIPES.get(model, []), *extra]
     cpu, start = children_cpu_s(), time.perf_counter()
-    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
     wall, cpu = time.perf_counter() - start, children_cpu_s() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
@@ -80,17 +83,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data_path", default=None, help="the folder holding <dataset>/ (default: the config's)")
     args = parser.parse_args(argv)
     extra = [f"--data_path={args.data_path}"] if args.data_path else []
-    rows = {"1 process": ["--nproc=1", "--use_gpu=False"], f"{args.processes} processes": [f"--nproc={args.processes}"]}
+    # row -> (options, environment): OMP_NUM_THREADS=1 gives the one-process row one torch thread
+    plain = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    rows = {ONE_THREAD: (["--nproc=1", "--use_gpu=False"], {**plain, "OMP_NUM_THREADS": "1"}),
+            ONE_PROCESS: (["--nproc=1", "--use_gpu=False"], plain),
+            f"{args.processes} processes": ([f"--nproc={args.processes}"], plain)}
     if torch.cuda.is_available():
-        rows["1 GPU"] = ["--nproc=1", "--use_gpu=True"]
+        rows["1 GPU"] = (["--nproc=1", "--use_gpu=True"], plain)
     load_before = os.getloadavg()
     results: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="distributed-bench-") as tmp:
         for model in args.models.split(","):
             runs: dict[str, list[dict]] = {row: [] for row in rows}
             for round_ in range(args.repeat):
-                for row, processes in rows.items():
-                    run = one_run(model, args.dataset, processes, args.epochs, args.port, extra, Path(tmp))
+                for row, (processes, env) in rows.items():
+                    run = one_run(model, args.dataset, processes, args.epochs, args.port, extra, Path(tmp), env)
                     runs[row].append(run)
                     print(f"{model} round {round_ + 1} {row}: epochs {', '.join(f'{t:.2f}' for t in run['epoch_s'])} s",
                           flush=True)
@@ -104,8 +111,10 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset": args.dataset, "processes": args.processes, "epochs": args.epochs, "repeat": args.repeat,
         "cores": os.cpu_count(), "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()),
         "models": results,
-        "speedup": {model: round(rows_[ "1 process"]["epoch_s"] / rows_[many]["epoch_s"], 3)
+        "speedup": {model: round(rows_[ONE_PROCESS]["epoch_s"] / rows_[many]["epoch_s"], 3)
                     for model, rows_ in results.items()},
+        "speedup_one_thread": {model: round(rows_[ONE_THREAD]["epoch_s"] / rows_[many]["epoch_s"], 3)
+                               for model, rows_ in results.items()},
     }
     write_report(payload, argv if argv is not None else sys.argv[1:])
     print(json.dumps(payload))
@@ -129,8 +138,10 @@ def write_report(payload: dict, argv: list[str]) -> None:
         "",
         *lines,
         "",
-        "Speed-up of an epoch (1 process / " + many + "): "
-        + ", ".join(f"{model} {value}" for model, value in payload["speedup"].items()) + ".",
+        f"Speed-up of an epoch, {ONE_PROCESS} / {many}: "
+        + ", ".join(f"{model} {value}" for model, value in payload["speedup"].items())
+        + f"; {ONE_THREAD} / {many}: "
+        + ", ".join(f"{model} {value}" for model, value in payload["speedup_one_thread"].items()) + ".",
     ])
     title = f"Training in several processes ({payload['dataset']})"
     results = ROOT / "benchmarks" / "results"
