@@ -26,6 +26,7 @@ never converted or downloaded there, since its location comes from the file), an
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from logging import getLogger
 from pathlib import Path
@@ -173,6 +174,18 @@ def _warn_few_steps(config, train_data, epoch_steps: int = 0) -> None:
             f"--train_batch_size={max(1, rows // MIN_STEPS_PER_EPOCH)}")
 
 
+# hex digits of the suffix that tells apart two checkpoints named in the same second
+NAME_SUFFIX_BYTES = 3
+
+
+def unique_name(path: str) -> str:
+    """RecBole's checkpoint name ``<model>-<time to the second>.pth`` with a random suffix
+    (``-3fa2c1``, as RecBole's log names have): two runs started in the same second in one folder
+    (``--seeds`` side by side, two commands) wrote to the same file."""
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-{secrets.token_hex(NAME_SUFFIX_BYTES)}{ext}"
+
+
 def build(config: Config, dataset: Any = None, *, trainer: bool = True, convert: bool = True) -> Built:
     """Dataset, dataloaders, model and trainer of ``config`` (see the module docstring).
 
@@ -196,6 +209,7 @@ def build(config: Config, dataset: Any = None, *, trainer: bool = True, convert:
     logger.info(model)
     built_trainer = lookup.trainer_for(config)(config, model) if trainer else None
     if trainer:
+        built_trainer.saved_model_file = unique_name(built_trainer.saved_model_file)
         _warn_few_steps(config, train_data, getattr(built_trainer, "epoch_steps", 0))
     return Built(config, dataset, train_data, valid_data, test_data, model, built_trainer)
 

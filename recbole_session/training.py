@@ -30,8 +30,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def _start_logger(config: Config) -> Path | None:
-    """RecBole's ``init_logger``; returns the log file this run got (RecBole does not say:
-    it is the new ``log/<model>/<model>-<dataset>-*.log``)."""
+    """RecBole's ``init_logger``; returns the log file this run got (RecBole does not say: it
+    is the new ``log/<model>/<model>-<dataset>-*.log``; not its root ``FileHandler``'s, which stays
+    the first run's in a process that trains twice, since RecBole's ``basicConfig`` adds handlers once)."""
     folder = Path("log") / config["model"]
     pattern = f"{config['model']}-{config['dataset']}-*.log"
     before = set(folder.glob(pattern)) if folder.is_dir() else set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -169,3 +170,13 @@ def test_renamed_dataset_loads_its_own_yaml_and_counts_as_the_converter(atomic_r
     assert steps < 10 and f"train_batch_size=4096 gives {steps} optimizer step(s) per epoch" in log
     assert "--train_batch_size=" in log
 
+
+
+def test_two_runs_in_one_second_save_to_different_checkpoints(fast_config):
+    """RecBole names a checkpoint by the second: two runs side by side wrote one file."""
+    config = make_config("GRU4Rec", "ml-100k", config_dict={**fast_config, "embedding_size": 8, "hidden_size": 8})
+    first = build(config)
+    second = build(config)
+    names = [Path(b.trainer.saved_model_file).name for b in (first, second)]
+    assert names[0] != names[1]
+    assert all(re.fullmatch(r"GRU4Rec-.+-\d{2}-\d{2}-[0-9a-f]{6}\.pth", name) for name in names), names
