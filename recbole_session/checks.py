@@ -208,6 +208,10 @@ def _session_choice(key: str) -> Rule:
     return Rule(lambda v, c: v in choices(), lambda c: f"one of {', '.join(choices())}")
 
 
+# SessionBERT4Rec's training rows (docs/sessionbert4rec.md)
+TRAIN_REGIMES = ("prefix", "per_user", "window")
+
+
 # key -> the values it accepts (checked on the final config: overrides, config files and yaml)
 RULES: dict[str, Rule] = {
     "epochs": _at_least(1),
@@ -222,6 +226,11 @@ RULES: dict[str, Rule] = {
     "weight_decay": Rule(lambda v, c: _is_number(v) and v >= 0, "a number >= 0"),
     "mask_ratio": Rule(lambda v, c: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
     "ft_ratio": Rule(lambda v, c: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    # SessionBERT4Rec's masking: of the chosen items, these shares become MASK or a random item
+    "mask_token_prob": _PROBABILITY,
+    "mask_random_prob": Rule(lambda v, c: _is_number(v) and 0 <= v and v + (c["mask_token_prob"] or 0) <= 1,
+                             "a number in [0, 1] with mask_token_prob + mask_random_prob <= 1"),
+    "train_regime": Rule(lambda v, c: v in TRAIN_REGIMES, f"one of {', '.join(TRAIN_REGIMES)}"),
     "dropout_prob": _PROBABILITY,
     "hidden_dropout_prob": _PROBABILITY,
     "attn_dropout_prob": _PROBABILITY,

@@ -45,7 +45,7 @@ import torch
 from recbole.model.sequential_recommender.bert4rec import BERT4Rec
 from torch import nn
 
-from recbole_session.literals import short
+from recbole_session.checks import check_values
 
 # the layout, TE and TAS are shared with SessionSASRec and SessionGRU4Rec; TemporalEncoding and
 # TemporalMultiHeadAttention stay importable from here
@@ -69,17 +69,8 @@ class SessionBERT4Rec(SessionTransformer, BERT4Rec):
         # newest item (the request-time task); the reference trains cloze only (0)
         self.ft_ratio = float(config["ft_ratio"] or 0.0)
         self.mask_random_prob = config["mask_random_prob"]
-        if self.train_regime not in ("prefix", "per_user", "window"):
-            raise ValueError(
-                "SessionBERT4Rec: train_regime must be 'prefix', 'per_user' or 'window', got "
-                f"{short(self.train_regime)}"
-            )
-        if not 0 < self.mask_ratio <= 1:
-            raise ValueError(f"SessionBERT4Rec: mask_ratio must be in (0, 1], got {self.mask_ratio}")
-        if not 0 <= self.ft_ratio <= 1:
-            raise ValueError(f"SessionBERT4Rec: ft_ratio must be in [0, 1], got {self.ft_ratio}")
-        if self.mask_token_prob + self.mask_random_prob > 1:
-            raise ValueError("SessionBERT4Rec: mask_token_prob + mask_random_prob must be <= 1")
+        # the rules table's checks (recbole_session.checks.RULES), for a config built without them
+        check_values(config, keys=("train_regime", "mask_ratio", "ft_ratio", "mask_token_prob", "mask_random_prob"))
 
         # 0 padding, 1..n_items-1 items, n_items MASK (as BERT4Rec), n_items + 1 session token
         self._init_session_input(config, dataset, session_token_id=self.n_items + 1)

@@ -38,8 +38,8 @@ import torch
 from recbole.model.sequential_recommender.gru4rec import GRU4Rec
 from torch import nn
 
-from recbole_session.literals import short
-from recbole_session.model.session_input import CHOICES, SessionNextItem
+from recbole_session.checks import check_values
+from recbole_session.model.session_input import SessionNextItem
 
 
 class SessionGRU4Rec(SessionNextItem, GRU4Rec):
@@ -49,8 +49,7 @@ class SessionGRU4Rec(SessionNextItem, GRU4Rec):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.temporal_join = config["temporal_join"] or "add"
-        if self.temporal_join not in CHOICES["temporal_join"]:
-            raise ValueError(f"SessionGRU4Rec: temporal_join must be 'add' or 'concat', got {short(self.temporal_join)}")
+        check_values(config, keys=("temporal_join",))  # the rules table's (recbole_session.checks.RULES)
         # 0 padding, 1..n_items-1 items, n_items session token; right padding only
         self._init_session_input(config, dataset, session_token_id=self.n_items, padding_sides=("right",))
         self._add_session_modules(self.embedding_size)
