@@ -43,7 +43,7 @@ from recbole_session.config import Config
 from recbole_session.datafiles import check_dataset, ensure_atomic_files, has_files, wanted_files
 from recbole_session.evaluation.protocols import remember_whole_dataset
 from recbole_session.literals import short
-from recbole_session.trainer.distributed_trainer import one_process
+from recbole_session.trainer.distributed_trainer import one_process, with_distributed
 
 # fewer optimizer steps per epoch than this: warn that the batch is too large for the data
 MIN_STEPS_PER_EPOCH = 10
@@ -207,8 +207,12 @@ def build(config: Config, dataset: Any = None, *, trainer: bool = True, convert:
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = lookup.get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
-    built_trainer = lookup.trainer_for(config)(config, model) if trainer else None
+    built_trainer = None
     if trainer:
+        trainer_class = lookup.trainer_for(config)
+        if not config["single_spec"]:  # several processes: one evaluation and decision for all of them
+            trainer_class = with_distributed(trainer_class)
+        built_trainer = trainer_class(config, model)
         built_trainer.saved_model_file = unique_name(built_trainer.saved_model_file)
         _warn_few_steps(config, train_data, getattr(built_trainer, "epoch_steps", 0))
     return Built(config, dataset, train_data, valid_data, test_data, model, built_trainer)

@@ -197,15 +197,18 @@ def _valid_metric(value: Any, config) -> bool:
     return isinstance(value, str) and value.lower() in _computed_metrics(config)
 
 
+# the values each key of the session input (SessionBERT4Rec, SessionSASRec, SessionGRU4Rec)
+# accepts; the models read them from here
+SESSION_CHOICES = {
+    "padding_side": ("left", "right"),
+    "temporal_proj_init": ("default", "normal"),
+    "temporal_join": ("add", "concat"),  # SessionGRU4Rec's
+}
+
+
 def _session_choice(key: str) -> Rule:
-    """One of the values the session-input models (SessionBERT4Rec, SessionSASRec,
-    SessionGRU4Rec) accept for ``key``; imported when checked (the models' module needs torch)."""
-    def choices() -> tuple[str, ...]:
-        from recbole_session.model.session_input import CHOICES
-
-        return CHOICES[key]
-
-    return Rule(lambda v, c: v in choices(), lambda c: f"one of {', '.join(choices())}")
+    choices = SESSION_CHOICES[key]
+    return Rule(lambda v, c: v in choices, f"one of {', '.join(choices)}")
 
 
 # SessionBERT4Rec's training rows (docs/sessionbert4rec.md)

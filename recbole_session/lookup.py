@@ -180,9 +180,7 @@ def trainer_for(config) -> type:
     ``ScheduledTrainer`` when ``lr_schedule`` asks for a learning-rate schedule and the model's
     trainer is RecBole's plain ``Trainer`` (which has none), so that RecBole's models (GRU4Rec,
     SRGNN, ...) can train on SRIEM's schedule and a comparison can give every row one recipe.
-    A schedule that the model's trainer could not follow is refused, never ignored. In a run of
-    several processes the class has :class:`~recbole_session.trainer.distributed_trainer.
-    DistributedTraining` mixed in (one evaluation and one early-stopping decision for all)."""
+    A schedule that the model's trainer could not follow is refused, never ignored."""
     from recbole.trainer import Trainer
 
     from recbole_session.cli import UsageError
@@ -193,10 +191,6 @@ def trainer_for(config) -> type:
             raise UsageError(f"lr_schedule {short(config['lr_schedule'])}: {config['model']} trains with "
                              f"{trainer.__name__}, which has no learning-rate schedule (use lr_schedule: none)")
         trainer = _trainers()[SCHEDULED_TRAINER]
-    if config["single_spec"] is False:  # several processes: one evaluation and decision for all
-        from recbole_session.trainer.distributed_trainer import with_distributed
-
-        trainer = with_distributed(trainer)
     return trainer
 
 

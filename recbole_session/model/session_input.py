@@ -36,15 +36,12 @@ import torch
 from recbole.model.layers import MultiHeadAttention
 from torch import nn
 
+from recbole_session.checks import SESSION_CHOICES, check_values
 from recbole_session.literals import short
 from recbole_session.model.layers import session_starts, valid_positions
 
-# the values each key of the session input accepts (also checked before a run: checks.RULES)
-CHOICES = {
-    "padding_side": ("left", "right"),
-    "temporal_proj_init": ("default", "normal"),
-    "temporal_join": ("add", "concat"),  # SessionGRU4Rec's
-}
+# the values each key of the session input accepts: the rules table's (checks.RULES)
+CHOICES = SESSION_CHOICES
 PADDING_SIDES = CHOICES["padding_side"]
 
 
@@ -300,11 +297,7 @@ class SessionTransformer(SessionInput):
         """ST, SSE and TE (:meth:`_add_session_modules`), each layer's temporal attention,
         torch's one-kernel gelu, and the re-initialisation when a switch is on."""
         self.temporal_proj_init = config["temporal_proj_init"] or "default"
-        if self.temporal_proj_init not in CHOICES["temporal_proj_init"]:
-            raise ValueError(
-                f"{type(self).__name__}: temporal_proj_init must be 'default' or 'normal', got "
-                f"{short(self.temporal_proj_init)}"
-            )
+        check_values(config, keys=("temporal_proj_init",))
         self._add_session_modules(self.hidden_size)
         if self.temporal_dim:
             for layer in self.trm_encoder.layer:
