@@ -56,16 +56,24 @@ def one_process(config: Any) -> Iterator[None]:
         config["single_spec"] = before
 
 
+def collective_device() -> torch.device:
+    """Where the tensors of a collective must be: NCCL sends CUDA tensors only, gloo CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def broadcast_json(value: Any) -> Any:
     """``value`` (JSON-able) as the main rank has it, on every rank."""
+    device = collective_device()
     payload = json.dumps(value).encode("utf-8") if is_main_process() else b""
-    size = torch.tensor([len(payload)], dtype=torch.int64)
+    size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
     dist.broadcast(size, MAIN_RANK)
-    buffer = torch.zeros(int(size.item()), dtype=torch.uint8)
+    buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
     if is_main_process():
-        buffer[:] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+        buffer[:] = torch.frombuffer(bytearray(payload), dtype=torch.uint8).to(device)
     dist.broadcast(buffer, MAIN_RANK)
-    return json.loads(bytes(buffer.numpy()).decode("utf-8"))
+    return json.loads(bytes(buffer.cpu().numpy()).decode("utf-8"))
 
 
 class DistributedTraining:
@@ -125,6 +133,7 @@ class DistributedTraining:
 
 # bytes of a parameter digest sent to the other ranks (as one int64)
 DIGEST_BYTES = 8
+DIGEST_MASK = 2 ** (8 * DIGEST_BYTES) - 1  # the int64 read back as the unsigned digest
 
 
 def parameters_digest(model: torch.nn.Module) -> int:
@@ -140,11 +149,11 @@ def gather_processes(trainer: Any) -> list[dict[str, Any]]:
     """Per global rank, on every rank: the training rows and optimizer steps it took and the
     digest of its weights (equal on every rank when the gradients were averaged across them)."""
     mine = torch.tensor([trainer.rows_trained, trainer.steps_trained, parameters_digest(trainer.model)],
-                        dtype=torch.int64)
+                        dtype=torch.int64, device=collective_device())
     every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(every, mine)
-    return [{"rank": rank, "train_rows": int(t[0]), "train_steps": int(t[1]), "weights_digest": f"{int(t[2]) & (2**64 - 1):016x}"}
-            for rank, t in enumerate(every)]
+    return [{"rank": rank, "train_rows": int(t[0]), "train_steps": int(t[1]),
+             "weights_digest": f"{int(t[2]) & DIGEST_MASK:016x}"} for rank, t in enumerate(every)]
 
 
 def _to_json(value: Any) -> Any:
