@@ -46,6 +46,28 @@ def suggestion(word: str, choices: Iterable[str]) -> str:
     return f": did you mean {best}?" if best is not None else ""
 
 
+class Renamed(argparse.Action):
+    """An option's old spelling (:func:`add_renamed`): still read, with a one-line notice."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: {option_string} is now spelled {self.new} (the old spelling still works)",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed(parser: argparse.ArgumentParser, new: str, old: str, **kwargs: Any) -> None:
+    """Option ``new`` (one spelling per concept across the commands, RecBole's where RecBole has
+    one), and its old spelling ``old``, hidden from the help, read into the same place."""
+    action = parser.add_argument(new, **kwargs)
+    parser.add_argument(old, dest=action.dest, action=Renamed, new=new, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS, **({"type": kwargs["type"]} if "type" in kwargs else {}))
+
+
 @contextlib.contextmanager
 def hidden_argv() -> Iterator[None]:
     """RecBole's ``Config`` reads ``--key=value`` from ``sys.argv`` by itself. The API and the

@@ -26,7 +26,7 @@ TUNE = "recbole_session.tune.__main__:main"
 LOCKED_TUNE = "tests.test_bad_input_tune:without_permission_override"
 DATA = "--data_path={tmp}/data"  # ml-100k has a recipe: nothing is built before a check fails
 SPACE = "{tmp}/space.yaml"
-GRU = ("--model=GRU4Rec", "--dataset=ml-100k", "--output", "{tmp}/out", DATA)
+GRU = ("--model=GRU4Rec", "--dataset=ml-100k", "--out", "{tmp}/out", DATA)
 SPACE_TEXT = "dropout_prob: {grid: [0.2, 0.3]}\n"
 # a "billion laughs": 9 aliases of 9 aliases ... of a 3-letter string expand to 9^7 * 3 characters
 ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
@@ -135,18 +135,18 @@ OPTION_CASES = [
          "argument --num-cpus: expected an integer >= 1 (CPUs of the local Ray instance), got -2"),
     case("--verbose=7", ("--model=GRU4Rec", "--verbose=7"), "argument --verbose: invalid choice: 7"),
     case("--scheduler=hyperband", ("--model=GRU4Rec", "--scheduler=hyperband"), "argument --scheduler: invalid choice"),
-    case("--output onto an existing file", GRU, "out: is a file, not a folder (--output: move it away or choose another folder)", write("out", "x")),
-    case("--output under an existing file", ("--model=GRU4Rec", "--dataset=ml-100k", "--output", "{tmp}/f/out", DATA),
+    case("--out onto an existing file", GRU, "out: is a file, not a folder (--out: move it away or choose another folder)", write("out", "x")),
+    case("--out under an existing file", ("--model=GRU4Rec", "--dataset=ml-100k", "--out", "{tmp}/f/out", DATA),
          "f: is a file, not a folder, so", write("f", "x")),
     # permissions hold in a process they apply to (see drop_permission_override)
     BadInput("tune", "an output folder it may not write", LOCKED_TUNE,
-             ("--model=GRU4Rec", "--dataset=ml-100k", "--output", "{tmp}/locked/out", DATA),
-             "out: cannot write there: permission denied (--output: choose a writable folder)", _locked, subprocess=True),
-    case("an empty --output (an unset shell variable)", ("--model=GRU4Rec", "--dataset=ml-100k", "--output=", DATA),
-         "--output is empty: name the output folder"),
-    case("an --output name longer than the file system allows",
-         ("--model=GRU4Rec", "--dataset=ml-100k", "--output", "{tmp}/" + "o" * 300, DATA),
-         "oooooooo': cannot use it as a folder: File name too long (--output)"),
+             ("--model=GRU4Rec", "--dataset=ml-100k", "--out", "{tmp}/locked/out", DATA),
+             "out: cannot write there: permission denied (--out: choose a writable folder)", _locked, subprocess=True),
+    case("an empty --out (an unset shell variable)", ("--model=GRU4Rec", "--dataset=ml-100k", "--out=", DATA),
+         "--out is empty: name the output folder"),
+    case("an --out name longer than the file system allows",
+         ("--model=GRU4Rec", "--dataset=ml-100k", "--out", "{tmp}/" + "o" * 300, DATA),
+         "oooooooo': cannot use it as a folder: File name too long (--out)"),
     case("--address that is not host:port", (*GRU, "--address=ray://headnode"),
          "--address 'ray://headnode': expected auto, host:port or ray://host:port"),
     case("--address where no Ray cluster listens", (*GRU, "--address=127.0.0.1:1"),
@@ -155,11 +155,11 @@ OPTION_CASES = [
          "c.yaml, line 2: not UTF-8 text (byte 0xff)", write("c.yaml", b"epochs: 1\nx: \xff\n")),
     case("--num-samples that makes too many trials", (*GRU, "--num-samples=1000000"),
          "GRU4Rec.yaml: the search would make"),
-    case("--resume without --output", ("--resume",), "--resume needs the --output folder of the search to continue"),
-    case("--resume with --output a file", ("--resume", "--output", "{tmp}/f"), "f: is a file, not a folder (--output: move it away or choose another folder)",
+    case("--resume without --out", ("--resume",), "--resume needs the --out folder of the search to continue"),
+    case("--resume with --out a file", ("--resume", "--out", "{tmp}/f"), "f: is a file, not a folder (--out: move it away or choose another folder)",
          write("f", "x")),
-    case("--resume on a folder with no search", ("--resume", "--output", "{tmp}"), "nothing to resume in"),
-    case("--resume with an override", ("--resume", "--output", "{tmp}", "--epochs=3"),
+    case("--resume on a folder with no search", ("--resume", "--out", "{tmp}"), "nothing to resume in"),
+    case("--resume with an override", ("--resume", "--out", "{tmp}", "--epochs=3"),
          "--resume continues the search as it was started: give no --key=value overrides"),
 ]
 
@@ -204,19 +204,19 @@ SPACE_CASES = [
 ]
 
 RESUME_CASES = [
-    case("--resume on a folder whose tuner.pkl was replaced", ("--resume", "--output", "{tmp}/out"),
+    case("--resume on a folder whose tuner.pkl was replaced", ("--resume", "--out", "{tmp}/out"),
          "tuner.pkl: changed since the search wrote it: refused to resume", _crafted_tuner),
-    case("--resume on a folder with a file added to Ray's state", ("--resume", "--output", "{tmp}/out"),
+    case("--resume on a folder with a file added to Ray's state", ("--resume", "--out", "{tmp}/out"),
          "trial_1/checkpoint.pkl: added since the search ended: refused to resume", _added_file),
-    case("--resume on a folder with a file removed from Ray's state", ("--resume", "--output", "{tmp}/out"),
+    case("--resume on a folder with a file removed from Ray's state", ("--resume", "--out", "{tmp}/out"),
          "trial_1/params.pkl: removed since the search wrote it: refused to resume", _removed_file),
-    case("--resume on a folder whose search.json was edited", ("--resume", "--output", "{tmp}/out"),
+    case("--resume on a folder whose search.json was edited", ("--resume", "--out", "{tmp}/out"),
          "search.json: changed since the search wrote it", _edited_settings),
-    case("--resume on a folder without a manifest (older version, copied)", ("--resume", "--output", "{tmp}/out"),
+    case("--resume on a folder without a manifest (older version, copied)", ("--resume", "--out", "{tmp}/out"),
          "no resume.json, so its Ray state cannot be trusted", _unsigned),
-    case("--resume on a folder signed by another user", ("--resume", "--output", "{tmp}/out"),
+    case("--resume on a folder signed by another user", ("--resume", "--out", "{tmp}/out"),
          "resume.json: the signature does not match this user's key", _other_key),
-    case("--resume on a folder whose manifest was rewritten to match", ("--resume", "--output", "{tmp}/out"),
+    case("--resume on a folder whose manifest was rewritten to match", ("--resume", "--out", "{tmp}/out"),
          "resume.json: the signature does not match this user's key", _forged_manifest),
 ]
 

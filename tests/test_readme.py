@@ -58,7 +58,7 @@ FAST = {
     "python run_recbole_session.py --model=ASARS --dataset=ml-100k-asars-small --variant=time_cat --rnn_type=GRU":
         "--epochs=1",
     "python -m recbole_session.tune --model=GRU4Rec --dataset=ml-100k --num-samples=4 --epochs=2 "
-    "--output=ray_results/gru4rec": "--num-samples=1 --epochs=1",
+    "--out=ray_results/gru4rec": "--num-samples=1 --epochs=1",
     "python run_recbole_session.py --model=GRU4Rec --dataset=ml-100k --config_files=ray_results/gru4rec/best.yaml":
         "--epochs=1",
     "python -m recbole_session.reproduce table2 --dataset ml-100k --seeds 5 --jobs 2 --docs docs/benchmarks.md":
@@ -78,7 +78,7 @@ NEEDS = {
         ["python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k"],
     "python run_recbole_session.py --model=GRU4Rec --dataset=ml-100k --config_files=ray_results/gru4rec/best.yaml":
         ["python -m recbole_session.tune --model=GRU4Rec --dataset=ml-100k --num-samples=4 --epochs=2 "
-         "--output=ray_results/gru4rec"],
+         "--out=ray_results/gru4rec"],
     SERVE: ["python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k"],
     CURL: [SERVE],
 }
@@ -118,7 +118,7 @@ OUTPUT = {
     'python -m recbole_session.recommend "$(ls -t saved/SessionBERT4Rec-*.pth | head -1)" --user 2 --at +864000 --topk 3':
         ("printed", r"(?m)^2,3,\d+,-?[\d.]+$"),
     "python -m recbole_session.tune --model=GRU4Rec --dataset=ml-100k --num-samples=4 --epochs=2 "
-    "--output=ray_results/gru4rec": ("file", "ray_results/gru4rec/best.yaml"),
+    "--out=ray_results/gru4rec": ("file", "ray_results/gru4rec/best.yaml"),
     "python run_recbole_session.py --model=GRU4Rec --dataset=ml-100k --config_files=ray_results/gru4rec/best.yaml":
         ("file", "log/GRU4Rec/GRU4Rec-ml-100k-*.results.json"),
     "python -m recbole_session.reproduce table2 --dataset ml-100k --seeds 5 --jobs 2 --docs docs/benchmarks.md":

@@ -121,3 +121,21 @@ def test_families_command_trains_and_prints_one_json_line(atomic_root, tmp_path)
     assert 0 < line["gru4rec_params_pct"] < 100
     text = (tmp_path / "out" / "families_ml-100k.md").read_text()
     assert "| gru4rec | GRU4Rec + ST + SSE + TAS |" in text and table2.ONE_SEED.strip() in text
+
+
+def test_old_option_spellings_still_work_with_a_notice(capsys):
+    """One spelling per option across the commands (RecBole's data_path; --out as convert, evaluate,
+    recommend and reproduce spell it); the old ones are read the same, with one line saying so."""
+    from recbole_session.reproduce import build_parser as reproduce_parser
+    from recbole_session.tune.__main__ import build_parser as tune_parser
+
+    assert reproduce_parser().parse_known_args(["families"])[0].data_path is None
+    assert reproduce_parser().parse_known_args(["families", "--data_path", "A"])[0].data_path == "A"
+    assert capsys.readouterr().err == ""
+    assert reproduce_parser().parse_known_args(["families", "--data-path", "B"])[0].data_path == "B"
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m recbole_session.reproduce: --data-path is now spelled --data_path (the old spelling still works)"]
+    assert tune_parser().parse_known_args(["--out", "C"])[0].output == "C"
+    assert tune_parser().parse_known_args(["--output=D"])[0].output == "D"
+    assert capsys.readouterr().err.splitlines()[0].endswith("--output is now spelled --out (the old spelling still works)")
+    assert tune_parser().parse_known_args([])[0].output is None

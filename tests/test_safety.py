@@ -216,14 +216,14 @@ TRAINING_CASES = [
 SPACE = "{tmp}/space.yaml"
 TUNE_CASES = [
     BadInput("tune", "a search-space key that no yaml defines", TUNE,
-             ("--model=GRU4Rec", "--dataset=ml-100k", "--space", SPACE, "--output", "{tmp}/out", DATA),
+             ("--model=GRU4Rec", "--dataset=ml-100k", "--space", SPACE, "--out", "{tmp}/out", DATA),
              "space.yaml, line 2, key 'hidden_sizez': not a config key of GRU4Rec (its yaml) nor of RecBole: did you mean hidden_size?",
              setup=write("space.yaml", "dropout_prob: {grid: [0.1, 0.2]}\nhidden_sizez: {choice: [8, 16]}\n")),
     BadInput("tune", "a key of another model's yaml", TUNE,
-             ("--model=GRU4Rec", "--dataset=ml-100k", "--space", SPACE, "--output", "{tmp}/out", DATA),
+             ("--model=GRU4Rec", "--dataset=ml-100k", "--space", SPACE, "--out", "{tmp}/out", DATA),
              "key 'max_session_segments': not a config key of GRU4Rec",
              setup=write("space.yaml", "max_session_segments: {grid: [2, 3]}\n")),
-    BadInput("tune", "--epochs=-1", TUNE, ("--model=GRU4Rec", "--dataset=ml-100k", "--epochs=-1", "--output", "{tmp}/out", DATA),
+    BadInput("tune", "--epochs=-1", TUNE, ("--model=GRU4Rec", "--dataset=ml-100k", "--epochs=-1", "--out", "{tmp}/out", DATA),
              "epochs expects an integer >= 1"),
     BadInput("tune", "--num-samples=x", TUNE, ("--model=GRU4Rec", "--num-samples=x"), "argument --num-samples: invalid int value"),
 ]

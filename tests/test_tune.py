@@ -248,7 +248,7 @@ def search(ray_address, search_dir, tiny) -> Search:
     space.write_text("dropout_prob: {grid: [0.2, 0.3, 1.5]}\nlearning_rate: {loguniform: [1e-3, 1e-2]}\n")
     out = search_dir / "search"
     cmd = [sys.executable, "-m", "recbole_session.tune", "--model=GRU4Rec", "--dataset=ml-100k",
-           "--space", str(space), "--output", str(out), "--address", ray_address,
+           "--space", str(space), "--out", str(out), "--address", ray_address,
            "--max-concurrent", "1", "--verbose", "0", *[f"--{k}={v}" for k, v in tiny.items()]]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=sigint_default)
@@ -384,7 +384,7 @@ def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("hidden_size: {grid: [8, 16]}\nlearning_rate: {loguniform: [0, 1]}\n")
     data = f"--data_path={tiny['data_path']}"
-    out = ["--output", str(tmp_path / "out")]
+    out = ["--out", str(tmp_path / "out")]
     cases = [
         (["--model=NoSuchModel", "--dataset=ml-100k", data, *out], "NoSuchModel"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--space", str(bad), data, *out],
@@ -401,8 +401,8 @@ def test_usage_errors_stop_before_ray_starts(tmp_path, tiny, capsys):
          "--cpus-per-trial=4096.0 but the local Ray instance has"),
         (["--model=GRU4Rec", "--dataset=ml-100k", "--gpus-per-trial=4096", data, *out],
          "--gpus-per-trial=4096.0 but the local Ray instance has"),
-        (["--resume", "--output", str(tmp_path / "empty")], "nothing to resume"),
-        (["--resume"], "needs the --output"),
+        (["--resume", "--out", str(tmp_path / "empty")], "nothing to resume"),
+        (["--resume"], "needs the --out"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -444,7 +444,7 @@ def test_every_model_of_the_package_searches_from_a_folder_with_a_relative_data_
         out = tmp_path / f"search-{model}"
         proc = subprocess.run(
             [sys.executable, "-m", "recbole_session.tune", f"--model={model}", "--dataset=ml-100k",
-             "--space", str(space), "--output", str(out), "--address", ray_address, "--verbose", "0",
+             "--space", str(space), "--out", str(out), "--address", ray_address, "--verbose", "0",
              "--epochs=1", "--state=WARNING", *EVERY_MODEL_SMALL.get(model, [])],
             cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"{model}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
@@ -459,7 +459,7 @@ def test_a_search_whose_every_trial_failed_exits_1_naming_the_first_error(ray_ad
     out = search_dir / "all-bad"
     proc = subprocess.run(
         [sys.executable, "-m", "recbole_session.tune", "--model=GRU4Rec", "--dataset=ml-100k", "--space", str(space),
-         "--output", str(out), "--address", ray_address, "--verbose", "0", *[f"--{k}={v}" for k, v in tiny.items()]],
+         "--out", str(out), "--address", ray_address, "--verbose", "0", *[f"--{k}={v}" for k, v in tiny.items()]],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]

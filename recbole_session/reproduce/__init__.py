@@ -32,7 +32,7 @@ from typing import Any
 
 from recbole_session.build import check_arguments
 from recbole_session.checks import check_folder
-from recbole_session.cli import UsageError, parse_overrides
+from recbole_session.cli import UsageError, add_renamed, parse_overrides
 from recbole_session.files import update_section
 from recbole_session.model.sequential_recommender.sessionbert4rec import reference_parameter_count
 from recbole_session.paths import properties_dir
@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--data-path", default=None, help="data_path (default: the config's, atomic_files/)")
+    add_renamed(parser, "--data_path", "--data-path", default=None,
+                help="the folder holding <dataset>/ (RecBole's data_path; default: the config's, atomic_files/)")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep each run's best model as WORK/<dataset>/<run>.pth (default: deleted)")
     parser.add_argument("--docs", default=None, help="also write the narrative into this Markdown file's section")

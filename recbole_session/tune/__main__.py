@@ -13,6 +13,7 @@ from recbole_session.cli import (
     EXIT_INTERRUPTED,
     ArgumentParser,
     UsageError,
+    add_renamed,
     exit_with,
     fail,
     parse_overrides,
@@ -59,8 +60,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--num-cpus", type=RANGES["num_cpus"].argparse_type(), default=None,
                         help="CPUs of the local Ray instance (default all)")
     parser.add_argument("--config_files", default=None, help="space-separated RecBole yaml files for every trial")
-    parser.add_argument("--output", default=None, help="output folder (default ray_results/<model>-<dataset>)")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted search in --output")
+    add_renamed(parser, "--out", "--output", dest="output", default=None,
+                help="output folder (default ray_results/<model>-<dataset>)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep every trial's model file (default: deleted after its test)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2, 3), help="Ray Tune's verbosity")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and overrides:
             raise UsageError("--resume continues the search as it was started: give no --key=value overrides")
         if args.resume and args.output is None:
-            raise UsageError("--resume needs the --output folder of the search to continue")
+            raise UsageError("--resume needs the --out folder of the search to continue")
         result = tune_model(
             args.model, args.dataset, args.space,
             num_samples=args.num_samples, scheduler=args.scheduler,
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"best trial {best['trial']}: {SCORE} {best[SCORE]}; retrain with "
               f"--config_files {result.output / 'best.yaml'}")
     if result.interrupted:
-        print(f"the search was interrupted: continue it with {PROG} --resume --output {result.output}")
+        print(f"the search was interrupted: continue it with {PROG} --resume --out {result.output}")
         return EXIT_INTERRUPTED
     failed = [row for row in result.rows if row["status"] == ERROR]
     if result.best is None and failed and len(failed) == len(result.rows):

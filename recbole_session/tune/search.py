@@ -406,12 +406,12 @@ def tune_model(
             raise UsageError("resume needs the output folder of the search to continue")
         output = f"ray_results/{model}-{dataset}"
     if not str(output).strip():  # an unset shell variable: the search would fill the working directory
-        raise UsageError("--output is empty: name the output folder")
+        raise UsageError("--out is empty: name the output folder")
     if address:
         _check_address(address)
     output = Path(output).expanduser().resolve()
     experiment = output / RAY_STATE / EXPERIMENT
-    check_folder(output, "--output")
+    check_folder(output, "--out")
     if resume:
         if not (output / SETTINGS_FILE).is_file():
             raise UsageError(f"nothing to resume in {output}: no {SETTINGS_FILE} (start the search without --resume)")
@@ -431,7 +431,7 @@ def tune_model(
         if model is None or dataset is None:
             raise UsageError("give a model and a dataset")
         if (output / SETTINGS_FILE).exists():
-            raise UsageError(f"{output} already holds a search: continue it with --resume or choose another --output")
+            raise UsageError(f"{output} already holds a search: continue it with --resume or choose another --out")
         space_file = Path(space) if space is not None else default_space_file(model)
         if space is None and not space_file.is_file():
             raise UsageError(f"no search space for {model}: give one with --space (none at {space_file})")
@@ -463,7 +463,7 @@ def tune_model(
             output.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UsageError(f"{output}: cannot create the output folder: {err.strerror} "
-                             "(choose another --output)") from None
+                             "(choose another --out)") from None
         write_atomic(output / SPACE_COPY, space_obj.text)
         _write_json(output / SETTINGS_FILE, asdict(settings))
 
