@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-rows", type=int, metavar="N",
                         help=f"session-aware recipes: read the raw file in blocks and sessionize users in groups "
                              f"of about N rows (low memory, the same output); 0: all at once (default: "
-                             f"{DEFAULT_CHUNK_ROWS:,} for a raw file of {AUTO_CHUNK_BYTES >> 30} GiB or more, else 0)")
+                             f"{DEFAULT_CHUNK_ROWS:,} for a raw file of {AUTO_CHUNK_BYTES >> 20} MiB or more, else 0)")
     for flag, key, kind, text in THRESHOLDS:
         parser.add_argument(flag, dest=key, type=_bool if kind == "bool" else kind, choices=CHOICES.get(key),
                             help=text)

@@ -47,9 +47,10 @@ from recbole_session.paths import properties_dir
 
 DEFAULT_OUT = "atomic_files"
 # --chunk-rows: users are sessionized in groups of about this many rows, the raw file is read in
-# blocks; by default only for raw files of at least AUTO_CHUNK_BYTES (~30M rows of a short log)
+# blocks; by default for raw files of at least AUTO_CHUNK_BYTES (~8M rows of a short log): measured
+# no slower and smaller from 10M rows up (docs/benchmarks.md, convert_userbehavior)
 DEFAULT_CHUNK_ROWS = 4_000_000
-AUTO_CHUNK_BYTES = 1 << 30
+AUTO_CHUNK_BYTES = 256 << 20
 FORMAT_VERSION = 2  # bump when the output of a recipe changes for the same settings
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
