@@ -300,7 +300,11 @@ def write_userbehavior_results(result: dict) -> None:
     write_atomic(store, json.dumps(runs, indent=2, sort_keys=True) + "\n")
 
     def n(value) -> str:
-        return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "**no**"
+        return f"{value:,}" if isinstance(value, int) else str(value)
 
     rows = ["| rows | `--chunk-rows` | converter s (CPU s) | peak RSS MB | bare read s (CPU s) | read peak RSS MB "
             "| DuckDB s (CPU s) | DuckDB peak RSS MB | converter / DuckDB | same `.inter` | output users / rows "
