@@ -352,17 +352,17 @@ def _by_groups(events: Events, kept: _Kept, time: np.ndarray, user_counts: np.nd
     n_items = len(item_counts)
     before = np.cumsum(user_counts) - user_counts  # selected rows of the users before each
     of_user = before // chunk_rows
-    # 16-bit group numbers sort by radix (linear time); rows of a group stay in input order
+    # 16-bit group numbers: a scan per group finds its rows (in input order) without a row-sized
+    # index of every row
     group = of_user.astype(np.int16 if of_user[-1] < 2**15 else np.int64)[kept.user]
-    order = np.argsort(group, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(group))]
-    del group, before, of_user
+    n_groups = int(of_user[-1]) + 1
+    del before, of_user
     row_type = np.int32 if len(events) < 2**31 else np.int64  # half the memory of the kept rows
     groups, parts, merged, numbered = [], [], Funnel(masks=True), 0
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        if start == stop:
+    for number in range(n_groups):
+        index = np.flatnonzero(group == number)
+        if len(index) == 0:
             continue
-        index = order[start:stop]
         part = _Kept(kept.user[index], kept.item[index], index if kept.row is None else kept.row[index])
         local = Funnel(masks=True)
         users = np.bincount(part.user, minlength=len(user_counts))
