@@ -19,7 +19,12 @@ from recbole_session.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, exit_with
 from recbole_session.convert.download import MAX_UNPACK_RATIO
 from recbole_session.convert.errors import ConvertError
 from recbole_session.convert.params import preset_names
-from recbole_session.convert.pipeline import DEFAULT_OUT, convert
+from recbole_session.convert.pipeline import (
+    AUTO_CHUNK_BYTES,
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_OUT,
+    convert,
+)
 from recbole_session.convert.registry import recipe_names
 
 PROG = "python -m recbole_session.convert"
@@ -99,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="append", metavar="COLUMN=VALUE[,VALUE]",
                         help="keep only rows whose COLUMN holds one of the values, before every filter "
                              "(repeatable; e.g. --keep behavior=pv,buy)")
+    parser.add_argument("--chunk-rows", type=int, metavar="N",
+                        help=f"session-aware recipes: read the raw file in blocks and sessionize users in groups "
+                             f"of about N rows (low memory, the same output); 0: all at once (default: "
+                             f"{DEFAULT_CHUNK_ROWS:,} for a raw file of {AUTO_CHUNK_BYTES >> 20} MiB or more, else 0)")
     for flag, key, kind, text in THRESHOLDS:
         parser.add_argument(flag, dest=key, type=_bool if kind == "bool" else kind, choices=CHOICES.get(key),
                             help=text)
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             convert(args.dataset, raw=args.raw, out=args.out, force=args.force, name=args.name,
                     preset=args.preset, download=True if args.download else None,
                     verbose=not args.quiet, funnel=args.verbose and not args.quiet,
-                    max_unpack_ratio=args.max_unpack_ratio, **overrides)
+                    max_unpack_ratio=args.max_unpack_ratio, chunk_rows=args.chunk_rows, **overrides)
         except ConvertError as err:
             print(f"{PROG}: error: {err}", file=sys.stderr)
             return 2

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from recbole_session.convert.errors import ConvertError
+from recbole_session.convert.readers import Coded
 from recbole_session.files import FULL_DISK_ERRNOS, os_reason
 
 # RecBole atomic header types per column of a session-aware `.inter` file
@@ -164,33 +165,44 @@ def remove_stale(parent: Path, name: str) -> list[Path]:
 def _arrow(values: Any) -> pa.Array:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
+    if isinstance(values, Coded):
+        return values.decode()
     return pa.array(np.asarray(values))
 
 
 def write_table(columns: dict[str, Any], path: Path) -> None:
     """``columns`` (atomic header field -> numpy or arrow array) as a tab-separated atomic file,
     formatted in slices on up to ``os.cpu_count()`` threads and written in order."""
-    table = pa.table({name: _arrow(values) for name, values in columns.items()})
+    write_pieces(list(columns), [columns], path)
+
+
+def write_pieces(header: list[str], pieces: Iterable[dict[str, Any]], path: Path) -> None:
+    """One atomic file of the rows of ``pieces`` in order (each: header field -> numpy or arrow
+    array or :class:`Coded`, made one at a time: only a few slices are in memory at once), as
+    :func:`write_table` writes it: a row's text does not depend on how the rows are cut."""
     workers = max(1, min(os.cpu_count() or 1, 8))
 
-    def formatted(start: int) -> pa.Buffer:
+    def formatted(table: pa.Table, start: int) -> pa.Buffer:
         sink = pa.BufferOutputStream()
         pacsv.write_csv(table.slice(start, SLICE_ROWS), sink, WRITE_OPTIONS)
         return sink.getvalue()
 
-    with open(path, "wb") as fh:
-        fh.write(("\t".join(columns) + "\n").encode())
-        if table.num_rows <= SLICE_ROWS or workers == 1:
-            pacsv.write_csv(table, fh, WRITE_OPTIONS)
-            return
-        with ThreadPoolExecutor(workers) as pool:
-            pending: deque = deque()
+    with open(path, "wb") as fh, ThreadPoolExecutor(workers) as pool:
+        fh.write(("\t".join(header) + "\n").encode())
+        pending: deque = deque()
+        for columns in pieces:
+            table = pa.table({name: _arrow(values) for name, values in columns.items()})
+            if table.num_rows <= SLICE_ROWS or workers == 1:
+                while pending:  # in order: what was formatted before this piece first
+                    fh.write(pending.popleft().result())
+                pacsv.write_csv(table, fh, WRITE_OPTIONS)
+                continue
             for start in range(0, table.num_rows, SLICE_ROWS):
-                pending.append(pool.submit(formatted, start))
+                pending.append(pool.submit(formatted, table, start))
                 if len(pending) >= 2 * workers:  # bounded: a few slices in memory at a time
                     fh.write(pending.popleft().result())
-            while pending:
-                fh.write(pending.popleft().result())
+        while pending:
+            fh.write(pending.popleft().result())
 
 
 def write_text(text: str, path: Path) -> None:

@@ -17,6 +17,7 @@ from recbole_session.convert.atomic import (
     SESSION_BASED_FIELDS,
     Staging,
     write_error,
+    write_pieces,
     write_table,
     write_text,
 )
@@ -25,7 +26,7 @@ from recbole_session.convert.errors import ConvertError, input_error, option_err
 from recbole_session.convert.manifest import manifest_name, plan, write_manifest
 from recbole_session.convert.params import merged_params
 from recbole_session.convert.raw import find_raw, input_identity
-from recbole_session.convert.readers import Events
+from recbole_session.convert.readers import Events, streamed
 from recbole_session.convert.registry import (
     OPTIONS,
     SESSION_AWARE,
@@ -40,12 +41,16 @@ from recbole_session.convert.stats import (
     format_session_aware,
     format_session_based,
     funnel_warning,
-    session_aware_stats,
 )
 from recbole_session.files import os_reason
 from recbole_session.paths import properties_dir
 
 DEFAULT_OUT = "atomic_files"
+# --chunk-rows: users are sessionized in groups of about this many rows, the raw file is read in
+# blocks; by default for raw files of at least AUTO_CHUNK_BYTES (~8M rows of a short log): measured
+# no slower and smaller from 10M rows up (docs/benchmarks.md, convert_userbehavior)
+DEFAULT_CHUNK_ROWS = 4_000_000
+AUTO_CHUNK_BYTES = 256 << 20
 FORMAT_VERSION = 2  # bump when the output of a recipe changes for the same settings
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -62,6 +67,7 @@ def convert(
     verbose: bool = True,
     funnel: bool = False,
     max_unpack_ratio: float = MAX_UNPACK_RATIO,
+    chunk_rows: int | None = None,
     **overrides: Any,
 ) -> Path:
     """Convert with recipe ``dataset`` into ``<out>/<name>/``; returns that folder.
@@ -79,7 +85,16 @@ def convert(
     are unchanged since (``<name>.manifest.json`` lists them); a conversion that would replace any
     other file is refused, unless ``force``, which replaces the files it writes but never
     removes another one.
+
+    ``chunk_rows`` (session-aware recipes): read the raw file in blocks, keep text ids as codes,
+    and sessionize the users in groups of about that many rows, so that memory grows by a few
+    bytes per raw row instead of tens; ``0`` reads and sessionizes everything at once; ``None``
+    (default) uses :data:`DEFAULT_CHUNK_ROWS` for a raw file of at least
+    :data:`AUTO_CHUNK_BYTES`, else ``0``. The output is the same byte for byte either way, so
+    it is not a setting of the output (not recorded, not part of "up to date").
     """
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 0):
+        raise option_error("--chunk-rows", f"expected a row count >= 0 (0: all at once), not {chunk_rows!r}")
     recipes = load_recipes()
     if dataset not in recipes:
         raise ConvertError(f"unknown dataset recipe '{dataset}' (known: {', '.join(sorted(recipes))})")
@@ -90,7 +105,8 @@ def convert(
             takers = sorted(r.name for r in recipes.values() if key in r.options)
             raise option_error(flag, f"recipe '{spec.name}' does not read it (recipes that do: {', '.join(takers)})")
     return run_recipe(spec, raw=raw, out=Path(out), force=force, name=name, preset=preset, download=download,
-                      params=params, verbose=verbose, funnel=funnel, max_unpack_ratio=max_unpack_ratio)
+                      params=params, verbose=verbose, funnel=funnel, max_unpack_ratio=max_unpack_ratio,
+                      chunk_rows=chunk_rows)
 
 
 def output_files(kind: str, name: str, custom: bool) -> list[str]:
@@ -153,7 +169,7 @@ def _target(spec: Recipe, name, preset, source, out: Path, params: dict):
 
 def run_recipe(spec: Recipe, raw, out: Path, force: bool, name: str | None, preset: str | None,
                download: bool | None, params: dict[str, Any], verbose: bool, funnel: bool = False,
-               max_unpack_ratio: float = MAX_UNPACK_RATIO) -> Path:
+               max_unpack_ratio: float = MAX_UNPACK_RATIO, chunk_rows: int | None = None) -> Path:
     try:
         try:
             source = find_raw(spec, Path(raw) if raw is not None else None, out, download, verbose, max_unpack_ratio)
@@ -187,7 +203,8 @@ def run_recipe(spec: Recipe, raw, out: Path, force: bool, name: str | None, pres
     plan(folder, dataset, writes, former, force)  # refuse before the work, not after it
 
     if spec.kind == SESSION_AWARE:
-        staged, stats, table, fields = _session_aware(spec, source, dataset, params)
+        staged, stats, table, fields = _session_aware(spec, source, dataset, params,
+                                                      _chunk_rows(chunk_rows, source))
     else:
         staged, stats, table, fields = _session_based(spec, source, dataset, params, verbose)
     stats = {"dataset": dataset, "recipe": spec.name, "kind": spec.kind, "source": str(source),
@@ -228,27 +245,43 @@ def _filter_values(params: dict) -> dict:
         return {}
 
 
-def _session_aware(spec: Recipe, source: Path, dataset: str, params: dict):
+def _chunk_rows(chunk_rows: int | None, source: Path) -> int:
+    """``chunk_rows`` as given, or (``None``) the default for the size of ``source``."""
+    if chunk_rows is not None:
+        return chunk_rows
+    try:
+        big = source.is_file() and source.stat().st_size >= AUTO_CHUNK_BYTES
+    except OSError:
+        big = False  # the reader names the problem
+    return DEFAULT_CHUNK_ROWS if big else 0
+
+
+def _session_aware(spec: Recipe, source: Path, dataset: str, params: dict, chunk_rows: int = 0):
     filters = SessionFilters.from_config(params)
-    events: Events = spec.load(source, params)
-    prepared = prepare(events, filters)
+    with streamed(chunk_rows > 0):
+        events: Events = spec.load(source, params)
+    prepared = prepare(events, filters, chunk_rows)
     if len(prepared) == 0:
         why = funnel_warning(prepared.funnel.steps, params | dataclasses.asdict(filters))
         raise ConvertError(f"{source}: no rows are left after the filters; {why}")
-    origin = prepared.time.min()
-    # seconds relative to the first time: RecBole's float32 keeps them (unix time loses ~2 min)
-    time, dwell = prepared.time - origin, prepared.dwell
-    if events.unit > 1:
-        time, dwell = time / events.unit, dwell / events.unit
+    origin = prepared.time_min()
     stats = {"time_origin": (origin.item() if isinstance(origin, np.generic) else origin) / events.unit
              if events.unit > 1 else (origin.item() if isinstance(origin, np.generic) else origin),
-             "input_rows": len(events), "funnel": prepared.funnel.steps,
-             **session_aware_stats(prepared.user_code, prepared.item_code, prepared.session)}
-    columns = {SESSION_AWARE_FIELDS["user"]: prepared.user, SESSION_AWARE_FIELDS["item"]: prepared.item,
-               SESSION_AWARE_FIELDS["time"]: time, SESSION_AWARE_FIELDS["session"]: prepared.session,
-               SESSION_AWARE_FIELDS["dwell"]: dwell, **prepared.fields}
-    files = {f"{dataset}.inter": lambda path: write_table(columns, path)}
-    return files, stats, format_session_aware(dataset, stats), list(prepared.fields)
+             "input_rows": len(events), "funnel": prepared.funnel.steps, **prepared.stats()}
+
+    def pieces():
+        for user, item, time, session, dwell, fields in prepared.pieces():
+            # seconds relative to the first time: RecBole's float32 keeps them (unix time loses ~2 min)
+            time = time - origin
+            if events.unit > 1:
+                time, dwell = time / events.unit, dwell / events.unit
+            yield {SESSION_AWARE_FIELDS["user"]: user, SESSION_AWARE_FIELDS["item"]: item,
+                   SESSION_AWARE_FIELDS["time"]: time, SESSION_AWARE_FIELDS["session"]: session,
+                   SESSION_AWARE_FIELDS["dwell"]: dwell, **fields}
+
+    header = [*SESSION_AWARE_FIELDS.values(), *events.fields]
+    files = {f"{dataset}.inter": lambda path: write_pieces(header, pieces(), path)}
+    return files, stats, format_session_aware(dataset, stats), list(events.fields)
 
 
 def _session_based(spec: Recipe, source: Path, dataset: str, params: dict, verbose: bool):

@@ -29,21 +29,48 @@ def session_aware_stats(user_code: np.ndarray, item_code: np.ndarray, session: n
     repeat an earlier pair, and the quartiles (plus the 95th percentile, as the reference
     prints) of items per user, sessions per user and items per session. Rows are sorted by
     user and time, sessions numbered 1.. densely in that order."""
+    return combine_session_aware([session_aware_part(user_code, item_code, session)])
+
+
+def session_aware_part(user_code: np.ndarray, item_code: np.ndarray, session: np.ndarray,
+                       n_items: int = 0) -> dict:
+    """The counts behind :func:`session_aware_stats` for some of the users (all of each one's
+    rows; sessions numbered 1.. densely among them), to be summed by
+    :func:`combine_session_aware`: distinct items as a mask (of at least ``n_items`` codes),
+    the per-user and per-session counts as arrays."""
     rows = len(session)
     new_user = np.r_[True, user_code[1:] != user_code[:-1]] if rows else np.zeros(0, bool)
     user = np.cumsum(new_user) - 1
-    users = int(new_user.sum())
-    items = int(np.count_nonzero(np.bincount(item_code))) if rows else 0
     pairs = 0
     if rows:
         # rows come sorted by user: a stable sort of the pair key runs over presorted stretches
         key = np.sort(user.astype(np.int64) * (int(item_code.max()) + 1) + item_code, kind="stable")
         pairs = 1 + int(np.count_nonzero(key[1:] != key[:-1]))
-    sessions = int(session.max()) if rows else 0
-    per_user = np.bincount(user) if rows else np.zeros(0)
     new_session = np.r_[True, session[1:] != session[:-1]] if rows else np.zeros(0, bool)
-    sessions_per_user = np.bincount(user, weights=new_session).astype(np.int64) if rows else np.zeros(0)
-    per_session = np.bincount(session)[1:] if rows else np.zeros(0)
+    return {
+        "users": int(new_user.sum()),
+        "items": np.bincount(item_code, minlength=n_items) > 0 if rows else np.zeros(n_items, bool),
+        "rows": rows,
+        "sessions": int(session.max()) if rows else 0,
+        "pairs": pairs,
+        "per_user": np.bincount(user) if rows else np.zeros(0, np.int64),
+        "sessions_per_user": np.bincount(user, weights=new_session).astype(np.int64) if rows else np.zeros(0, np.int64),
+        "per_session": np.bincount(session)[1:] if rows else np.zeros(0, np.int64),
+    }
+
+
+def combine_session_aware(parts: list[dict]) -> dict:
+    """:func:`session_aware_stats` from the :func:`session_aware_part` of disjoint users, in
+    output order."""
+    users, rows, sessions, pairs = (sum(part[key] for part in parts) for key in ("users", "rows", "sessions", "pairs"))
+    present = np.zeros(max(len(part["items"]) for part in parts), bool)
+    for part in parts:
+        present[: len(part["items"])] |= part["items"]
+    items = int(np.count_nonzero(present))
+
+    def joined(key: str) -> np.ndarray:
+        return np.concatenate([part[key] for part in parts])
+
     return {
         "users": users,
         "items": items,
@@ -52,9 +79,9 @@ def session_aware_stats(user_code: np.ndarray, item_code: np.ndarray, session: n
         "pairs": pairs,
         "density": pairs / users / items if users and items else 0.0,
         "repeat_share": 1 - pairs / rows if rows else 0.0,
-        "items_per_user": _quantiles(per_user),
-        "sessions_per_user": _quantiles(sessions_per_user),
-        "items_per_session": _quantiles(per_session),
+        "items_per_user": _quantiles(joined("per_user")),
+        "sessions_per_user": _quantiles(joined("sessions_per_user")),
+        "items_per_session": _quantiles(joined("per_session")),
     }
 
 
