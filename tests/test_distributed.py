@@ -112,3 +112,21 @@ def test_a_taken_port_is_refused_before_anything_loads(atomic_root, workdir, cap
     assert code == 2 and err.splitlines() == [f"run_recbole_session.py: error: --port={port}: already in use on "
                                               "this machine; choose another --port"]
     assert not (workdir / "log").exists() and not (workdir / "saved").exists()
+
+
+# the package's other models, one epoch each: they train on the trainers the runs above cover
+OTHER_MODELS = {"ASARS": ["--train_batch_size=2048"], "SessionSASRec": ["--epoch_steps=2", "--train_batch_size=128"],
+                "SessionGRU4Rec": ["--train_batch_size=2048"]}
+
+
+@pytest.mark.parametrize("model", list(OTHER_MODELS))
+def test_the_package_s_other_models_train_in_two_processes(model, atomic_root, tmp_path):
+    cmd = [arg for arg in command("SASRec", atomic_root, tmp_path, "--nproc=2", f"--port={free_port()}")
+           if not arg.startswith(("--model=", "--train_batch_size", "--n_", "--hidden_size", "--inner_size"))]
+    sizes = [f"--{key}={value}" for key, value in MODELS.get(model, {}).items()]
+    run = subprocess.run([*cmd, f"--model={model}", "--epochs=1", *OTHER_MODELS[model], *sizes],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = results_of(tmp_path, model)
+    check_processes(results)
+    assert [p.name for p in (tmp_path / "saved").iterdir()] == [Path(results["model_file"]).name]

@@ -337,7 +337,7 @@ CASES = [
     BadInput("reproduce", "zero seeds", "recbole_session.reproduce:main",
              ("table2", "--dataset", "ml-100k", "--seeds", "0"), "--seeds, --jobs and --threads must be at least 1"),
     BadInput("reproduce", "a dataset with no files and no recipe", "recbole_session.reproduce:main",
-             ("table2", "--dataset", "nowhere", "--data-path", "{tmp}"), "unknown dataset 'nowhere'"),
+             ("table2", "--dataset", "nowhere", "--data_path", "{tmp}"), "unknown dataset 'nowhere'"),
     BadInput("reproduce", "figure2 with a bad list of m", "recbole_session.reproduce:main",
              ("figure2", "--dataset", "ml-100k", "--segments", "two"), "--segments two: expected integers"),
     BadInput("reproduce", "an unknown row", "recbole_session.reproduce:main",

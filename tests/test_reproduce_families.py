@@ -111,7 +111,7 @@ def test_families_command_trains_and_prints_one_json_line(atomic_root, tmp_path)
     """One family's base and full rows, one seed, one epoch of 2 steps, through the real runner."""
     out = subprocess.run(
         [sys.executable, "-m", "recbole_session.reproduce", "families", "--dataset", "ml-100k", "--seeds", "1",
-         "--rows", "gru4rec:off,gru4rec:st+sse+tas", "--data-path", str(atomic_root), "--out", str(tmp_path / "out"),
+         "--rows", "gru4rec:off,gru4rec:st+sse+tas", "--data_path", str(atomic_root), "--out", str(tmp_path / "out"),
          "--epochs=1", "--epoch_steps=2", "--embedding_size=16", "--hidden_size=16"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
