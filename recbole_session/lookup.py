@@ -194,6 +194,14 @@ def trainer_for(config) -> type:
     return trainer
 
 
+@functools.cache
+def mixed_in(mixin: type, trainer_class: type) -> type:
+    """``trainer_class`` with ``mixin`` mixed in before it (one class per pair), named
+    ``<Mixin><Trainer>``; the class itself when it has the mixin already."""
+    if issubclass(trainer_class, mixin):
+        return trainer_class
+    return type(f"{mixin.__name__}{trainer_class.__name__}", (mixin, trainer_class), {})
+
 
 def dataset_class(model_name: str, model_type: ModelType) -> type:
     """``<Model>Dataset`` of this package if there is one, else RecBole's choice (the rule of

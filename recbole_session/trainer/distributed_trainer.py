@@ -25,7 +25,6 @@ replaces them:
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -34,6 +33,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+from recbole_session.lookup import mixed_in
 
 # the rank that evaluates, saves the checkpoint and writes the results
 MAIN_RANK = 0
@@ -66,7 +67,8 @@ def collective_device() -> torch.device:
 def broadcast_json(value: Any) -> Any:
     """``value`` (JSON-able) as the main rank has it, on every rank."""
     device = collective_device()
-    payload = json.dumps(value).encode("utf-8") if is_main_process() else b""
+    # numpy and torch scalars (RecBole's metric values) as the floats they are
+    payload = json.dumps(value, default=float).encode("utf-8") if is_main_process() else b""
     size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
     dist.broadcast(size, MAIN_RANK)
     buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
@@ -115,11 +117,12 @@ class DistributedTraining:
                     result = evaluation()
             finally:
                 self._alone = False
-        return _from_json(broadcast_json(_to_json(result)))
+        return broadcast_json(result)
 
     def _valid_epoch(self, valid_data, show_progress=False):
-        return self._main_rank_only(lambda: super(DistributedTraining, self)._valid_epoch(
-            valid_data, show_progress=show_progress))
+        score, result = self._main_rank_only(lambda: super(DistributedTraining, self)._valid_epoch(
+            valid_data, show_progress=show_progress))  # a JSON list on the way
+        return score, result
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         return self._main_rank_only(lambda: super(DistributedTraining, self).evaluate(
@@ -156,29 +159,6 @@ def gather_processes(trainer: Any) -> list[dict[str, Any]]:
              "weights_digest": f"{int(t[2]) & DIGEST_MASK:016x}"} for rank, t in enumerate(every)]
 
 
-def _to_json(value: Any) -> Any:
-    """A validation's ``(score, {metric: value})`` or an evaluation's ``{metric: value}`` as JSON
-    (RecBole's results are ``OrderedDict`` s of floats; their order is kept)."""
-    if isinstance(value, tuple):
-        return {"tuple": [_to_json(v) for v in value]}
-    if isinstance(value, dict):
-        return {"dict": [[str(k), _to_json(v)] for k, v in value.items()]}
-    if isinstance(value, torch.Tensor):
-        return value.item()
-    return value
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, dict) and "tuple" in value:
-        return tuple(_from_json(v) for v in value["tuple"])
-    if isinstance(value, dict) and "dict" in value:
-        return {k: _from_json(v) for k, v in value["dict"]}
-    return value
-
-
-@functools.cache
 def with_distributed(trainer_class: type) -> type:
     """``trainer_class`` with :class:`DistributedTraining` mixed in (one class per base)."""
-    if issubclass(trainer_class, DistributedTraining):
-        return trainer_class
-    return type(f"Distributed{trainer_class.__name__}", (DistributedTraining, trainer_class), {})
+    return mixed_in(DistributedTraining, trainer_class)

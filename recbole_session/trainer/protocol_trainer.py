@@ -21,7 +21,6 @@ seed). :class:`ProtocolValidation` makes any RecBole trainer do that:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from recbole.trainer import Trainer
 from recbole_session import compat
 from recbole_session.evaluation import evaluate_protocols_detailed
 from recbole_session.literals import short
+from recbole_session.lookup import mixed_in
 
 
 class StepWindow:
@@ -101,12 +101,9 @@ class ProtocolValidation:
         return result.metrics[key], result.metrics
 
 
-@functools.cache
 def with_protocol_validation(trainer_class: type) -> type:
     """``trainer_class`` with :class:`ProtocolValidation` mixed in (one class per base)."""
-    if issubclass(trainer_class, ProtocolValidation):
-        return trainer_class
-    return type(f"ProtocolValidation{trainer_class.__name__}", (ProtocolValidation, trainer_class), {})
+    return mixed_in(ProtocolValidation, trainer_class)
 
 
 class SessionBERT4RecTrainer(ProtocolValidation, Trainer):
