@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_reproduce import write_synthetic_runs
 
 from recbole_session.evaluation import stats
 from recbole_session.reproduce import families, table2
@@ -62,16 +63,12 @@ def test_rows_keys_and_selection():
 
 def test_claims_per_family_choose_on_valid_and_adjust_over_families(tmp_path):
     work = tmp_path / "runs"
-    (work / "ml-100k").mkdir(parents=True)
     rows = [row for row in families.rows_for(families.row_keys()) if row[0] in LEVELS]
     specs = table2.specs_for(rows, "ml-100k", SEEDS, {}, [])
-    paths = {}
-    for label, row_specs in specs.items():
-        paths[label] = [Path(f"{spec.stem(work)}.results.json") for spec in row_specs]
-        for spec, path in zip(row_specs, paths[label]):
-            synthetic_run(path, label, spec.seed)
+    paths = write_synthetic_runs(specs, work, synthetic_run)
     summary = families.summarize(specs, paths, work)
-    out, rows = summary["claims"], summary["rows"]
+    rows = summary["rows"]
+    out = families.claims(rows)
 
     def values(label: str) -> list[list[float]]:
         return [json.loads(p.read_text())["per_user"]["test"]["per_user"]["full/ndcg@10"] for p in paths[label]]
@@ -90,12 +87,12 @@ def test_claims_per_family_choose_on_valid_and_adjust_over_families(tmp_path):
     best = out["best_vs_sasrec"]
     assert best["verdict"] == "worse" and best["ci_high"] < 0
     payload = {"dataset": "ml-100k", "split": "loo", "seeds": SEEDS, "minutes": 0.1, "command": "test",
-               "machine": "test", "runs": 24, "finished_before": 0, "summary": {"cpu_minutes": 0.4},
+               "machine": "test", "runs": 24, "finished_before": 0, "rows": rows, "claims": out,
+               "summary": {k: v for k, v in summary.items() if k != "rows"},
                "facts": {"users": 30, "items": 9, "interactions": 99},
                "recipe": {"stopping_step": 10, "eval_step": 1, "learner": "adamw", "learning_rate": 0.001,
                           "weight_decay": 0.05, "train_batch_size": 128, "epoch_steps": 10, "epochs": 10,
-                          "valid_metric": "NDCG@10", "valid_protocol": "random100"},
-               **summary}
+                          "valid_metric": "NDCG@10", "valid_protocol": "random100"}}
     md, js = families.write_outputs(tmp_path, "ml-100k", payload)
     text = md.read_text()
     assert (f"- SASRec: SASRec + ST + SSE + TAS − SASRec (switches off): {got['diff']:+.4f}, 95 % CI "

@@ -190,10 +190,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     split = shared.get("eval_split", "loo")
     # another split is another table: its files and docs section do not replace leave-one-out's
     output_name = args.dataset if split == "loo" else f"{args.dataset}_{split}"
-    if args.what == "families":
-        return _families(args, specs, by_label, work, out, output_name, split, seeds, recipe, facts, command,
-                         started, len(flat), finished_before)
-    summary = table2.summarize(specs, by_label, work)
+    summary = (families.summarize if args.what == "families" else table2.summarize)(specs, by_label, work)
     payload = {"what": args.what, "dataset": args.dataset, "split": split,
                "seeds": seeds, "recipe": recipe, "facts": facts,
                "m": m, "dt": dt, "command": command, "machine": table2.machine(args.device),
@@ -204,6 +201,10 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
         payload["claims"] = table2.claims(summary["rows"])
         written = table2.write_outputs(out, output_name, payload, command)
         line = table2.headline(payload)
+    elif args.what == "families":
+        payload["claims"] = families.claims(summary["rows"])
+        written = families.write_outputs(out, output_name, payload)
+        line = families.headline(payload)
     else:
         budget = table2.describe_budget(recipe, facts)
         written = figure2.write_outputs(out, output_name, summary["rows"], rows, sweeps, payload, command, budget)
@@ -213,30 +214,10 @@ def run(args: argparse.Namespace, overrides: dict[str, Any], command: str) -> di
     for path in written:
         print(f"written: {path}", flush=True)
     if args.docs:
-        text = Path(written[0] if args.what == "table2" else written[1]).read_text()
+        text = Path(written[1] if args.what == "figure2" else written[0]).read_text()
         body = text.replace("# ", "### ", 1).replace("](figure2_", f"]({out.as_posix()}/figure2_")
         update_section(args.docs, f"reproduce-{args.what}-{output_name}", body, title="# Benchmarks")
     return line
-
-
-def _families(args: argparse.Namespace, specs: dict, by_label: dict, work: Path, out: Path, output_name: str,
-              split: str, seeds: list[int], recipe: dict, facts: dict, command: str, started: float, runs: int,
-              finished_before: int) -> dict[str, Any]:
-    """The families' summary, files, docs section and headline (:mod:`families`)."""
-    summary = families.summarize(specs, by_label, work)
-    cpu_minutes = sum(row["run_cpu_seconds"] for row in summary["rows"].values()) / 60
-    payload = {"what": "families", "dataset": args.dataset, "split": split, "seeds": seeds, "recipe": recipe,
-               "facts": facts, "command": command, "machine": table2.machine(args.device),
-               "minutes": (time.perf_counter() - started) / 60, "runs": runs, "finished_before": finished_before,
-               "rows": summary["rows"], "families": summary["families"], "claims": summary["claims"],
-               "summary": {"cpu_minutes": cpu_minutes}}
-    written = families.write_outputs(out, output_name, payload)
-    for path in written:
-        print(f"written: {path}", flush=True)
-    if args.docs:
-        body = written[0].read_text().replace("# ", "### ", 1)
-        update_section(args.docs, f"reproduce-families-{output_name}", body, title="# Benchmarks")
-    return families.headline(payload)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,7 +108,8 @@ def per_epoch(row: dict[str, Any]) -> float:
 
 
 def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], work: Path) -> dict[str, Any]:
-    """Each family's rows against its base (see the module docstring), the claims and the slices."""
+    """Each family's rows against its base (see the module docstring) and their slices, each
+    family's counts (``families``) and the runs' CPU minutes, as :func:`table2.summarize`."""
     families: dict[str, Any] = {}
     rows: dict[str, Any] = {}
     for family in FAMILIES:
@@ -129,7 +130,8 @@ def summarize(specs: dict[str, list[RunSpec]], paths: dict[str, list[Path]], wor
     if SASREC_LABEL in specs:
         rows.update(table2.summarize({SASREC_LABEL: specs[SASREC_LABEL]}, {SASREC_LABEL: paths[SASREC_LABEL]},
                                      work, reference="")["rows"])  # no reference: its own row only
-    return {"rows": rows, "families": families, "claims": claims(rows)}
+    cpu_minutes = sum(row["run_cpu_seconds"] for row in rows.values()) / 60
+    return {"rows": rows, "families": families, "cpu_minutes": cpu_minutes}
 
 
 def claims(rows: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def markdown(payload: dict[str, Any]) -> str:
         verdicts.append(f"- Best session model on valid N@10 over all items ({claim['best_row']}) − RecBole's SASRec "
                         f"on test: {c['diff']:+.4f}, 95 % CI {table2.interval(c)}, p {c['p']:.3g}: {c['verdict']}.")
     slices = []
-    for family, summary in payload["families"].items():
+    for family, summary in payload["summary"]["families"].items():
         if summary.get("new_session_users"):
             full = rows.get(label_of(f"{family}:{FULL_KEY}"), {}).get("slices", {}).get("opens_session", {}).get(VERSUS_KEY)
             if full:
