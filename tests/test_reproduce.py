@@ -254,16 +254,23 @@ def synthetic_run(path: Path, label: str, seed: int) -> None:
                               "per_user": per_user}}}))
 
 
-def test_claims_choose_the_best_combination_on_valid_and_report_intervals(tmp_path):
-    work = tmp_path / "runs"
-    (work / "ml-100k").mkdir(parents=True)
-    rows = [row for row in table2.table_rows(2, 4) if row[0] in LEVELS]
-    specs = table2.specs_for(rows, "ml-100k", SYNTHETIC_SEEDS, {}, [])
+def write_synthetic_runs(specs: dict, work: Path, write) -> dict[str, list[Path]]:
+    """Each spec's run file, as the runner names it under ``work``, written by
+    ``write(path, label, seed)``; the paths per label (no training)."""
+    (work / "ml-100k").mkdir(parents=True, exist_ok=True)
     paths = {}
     for label, row_specs in specs.items():
         paths[label] = [Path(f"{spec.stem(work)}.results.json") for spec in row_specs]
         for spec, path in zip(row_specs, paths[label]):
-            synthetic_run(path, label, spec.seed)
+            write(path, label, spec.seed)
+    return paths
+
+
+def test_claims_choose_the_best_combination_on_valid_and_report_intervals(tmp_path):
+    work = tmp_path / "runs"
+    rows = [row for row in table2.table_rows(2, 4) if row[0] in LEVELS]
+    specs = table2.specs_for(rows, "ml-100k", SYNTHETIC_SEEDS, {}, [])
+    paths = write_synthetic_runs(specs, work, synthetic_run)
     summary = table2.summarize(specs, paths, work)
     rows = summary["rows"]
     assert rows["+ ST"]["run_files"] == [str(p) for p in paths["+ ST"]]
