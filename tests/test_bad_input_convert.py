@@ -201,6 +201,8 @@ LOCAL_CASES = [
          write("ratings.csv", ml20("1,2,4.0,5"))),
     case("a negative --min-item-inter", [*RAW20, "--min-item-inter", "-1"],
          "--min-item-inter: expected a count >= 0, not -1", write("ratings.csv", ml20("1,2,4.0,5"))),
+    case("a negative --chunk-rows", [*RAW20, "--chunk-rows", "-1"],
+         "--chunk-rows: expected a row count >= 0 (0: all at once), not -1", write("ratings.csv", ml20("1,2,4.0,5"))),
     case("a --valid-ratio of 1 or more", ["session-rec", "--raw", str(FIXTURES / "session-rec"), "--out",
                                           "{tmp}/out", "--valid-ratio", "1.5", "--quiet"],
          "--valid-ratio: expected a share >= 0 and < 1, not 1.5"),

@@ -347,6 +347,8 @@ CASES = [
              ("table2", "--dataset", "nowhere", "--data_path", "{tmp}"), "unknown dataset 'nowhere'"),
     BadInput("reproduce", "figure2 with a bad list of m", "recbole_session.reproduce:main",
              ("figure2", "--dataset", "ml-100k", "--segments", "two"), "--segments two: expected integers"),
+    BadInput("reproduce", "families: an unknown row", "recbole_session.reproduce:main",
+             ("families", "--dataset", "ml-100k", "--rows", "off,lstm"), "--rows off,lstm: unknown lstm (known: a family"),
     BadInput("reproduce", "an unknown row", "recbole_session.reproduce:main",
              ("table2", "--dataset", "ml-100k", "--rows", "off,gru"), "--rows off,gru: unknown gru (known: sasrec"),
     BadInput("reproduce", "no dataset", "recbole_session.reproduce:main", ("table2",), "table2 needs --dataset"),
