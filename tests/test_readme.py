@@ -52,7 +52,7 @@ FAST = {
     "python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k --session_token=False --temporal_dim=0":
         "--epochs=1",
     "python run_recbole_session.py --model=SRIEM --dataset=diginetica-synth": "--epochs=1",
-    "python run_recbole_session.py --model=SessionSASRec --dataset=ml-100k": "--epochs=1",
+    "python run_recbole_session.py --model=SessionSASRec --dataset=ml-100k": "--epochs=1 --MAX_ITEM_LIST_LENGTH=20",
     "python run_recbole_session.py --model=SessionBERT4Rec --dataset=ml-100k --nproc=2": "--epochs=1 --epoch_steps=4",
     "python run_recbole_session.py --model=SessionGRU4Rec --dataset=ml-100k": "--epochs=1",
     "python run_recbole_session.py --model=ASARS --dataset=ml-100k-asars-small --variant=time_cat --rnn_type=GRU":
